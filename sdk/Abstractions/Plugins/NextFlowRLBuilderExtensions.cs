@@ -53,4 +53,13 @@ public static class NextFlowRLBuilderExtensions
             options.Configure(configure);
         return options.ValidateDataAnnotations().ValidateOnStart();
     }
+
+    /// <summary>Registers a command that hosts add to their command line (see <see cref="INextFlowRLCommand"/>).</summary>
+    public static INextFlowRLBuilder AddCommand<TCommand>(this INextFlowRLBuilder builder)
+        where TCommand : class, INextFlowRLCommand
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddSingleton<INextFlowRLCommand, TCommand>();
+        return builder;
+    }
 }
