@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.CommandLine.Invocation;
+using NextFlowRL.Cli;
+using NextFlowRL.Cli.Commands;
+using NextFlowRL.Hosting;
+
+GlobalOptions globals;
+string[] rest;
+try
+{
+    (globals, rest) = GlobalOptions.Extract(args);
+}
+catch (ConfigurationException e)
+{
+    return Cli.Fail(e.Message, Cli.UsageError);
+}
+
+using var context = new CliContext(globals);
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    if (cancellation.IsCancellationRequested) return; // second Ctrl-C: let the process die
+    e.Cancel = true;
+    Console.Error.WriteLine("nextflow-rl: stopping (Ctrl-C again to kill)...");
+    cancellation.Cancel();
+};
+
+return await Cli.GuardAsync(globals.Verbose, async () =>
+{
+    // Plugin commands (e.g. "bench ocr", "pretrain tokenizer") are routed before parsing: they parse their own options.
+    if (rest.Length > 0 && !rest[0].StartsWith('-') && !Cli.IsBuiltIn(rest))
+    {
+        var command = Cli.FindPluginCommand(context.Host.Commands, rest);
+        if (command is not null)
+            return await command.InvokeAsync(rest[command.Path.Count..], cancellation.Token);
+    }
+
+    var root = new RootCommand("nextflow-rl: reinforcement learning for visual autoregressive image generators.\n\n" + GlobalOptions.Help);
+    root.Subcommands.Add(PluginsCommand.Create(context));
+    root.Subcommands.Add(ScoreCommand.Create(context));
+    Cli.AddPluginCommandsForHelp(root, context, rest);
+
+    var parsed = root.Parse(rest);
+    if (parsed.Errors.Count > 0)
+    {
+        var where = parsed.CommandResult.Command == root ? "nextflow-rl" : "nextflow-rl " + string.Join(" ", CommandPath(parsed.CommandResult));
+        return Cli.Fail($"{parsed.Errors[0].Message} (see '{where} --help')", Cli.UsageError);
+    }
+    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancellation.Token);
+});
+
+static IEnumerable<string> CommandPath(System.CommandLine.Parsing.CommandResult result)
+{
+    var names = new Stack<string>();
+    for (var r = result; r is not null && r.Parent is System.CommandLine.Parsing.CommandResult; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+        names.Push(r.Command.Name);
+    return names;
+}
