@@ -12,7 +12,7 @@ internal sealed class ConsoleProgress
     private readonly int _total;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly bool _interactive = !Console.IsErrorRedirected;
-    private TimeSpan _lastWrite = TimeSpan.MinValue;
+    private TimeSpan _lastWrite = TimeSpan.FromDays(-1);
     private int _done;
 
     public ConsoleProgress(string label, int total, string unit = "items")

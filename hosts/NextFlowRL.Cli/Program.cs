@@ -44,7 +44,8 @@ return await Cli.GuardAsync(globals.Verbose, async () =>
     if (parsed.Errors.Count > 0)
     {
         var where = parsed.CommandResult.Command == root ? "nextflow-rl" : "nextflow-rl " + string.Join(" ", CommandPath(parsed.CommandResult));
-        return Cli.Fail($"{parsed.Errors[0].Message} (see '{where} --help')", Cli.UsageError);
+        var message = string.Join(" ", parsed.Errors[0].Message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(s => s.Trim()));
+        return Cli.Fail($"{message} (see '{where} --help')", Cli.UsageError);
     }
     return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancellation.Token);
 });

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# NextFlowRL build entry point. On a fresh Debian/Ubuntu machine with the .NET 10 SDK:
+#   ./build.sh test            install missing native packages, build Release, run every test, print "N passed, N failed"
+#   ./build.sh run ARGS...     build Release and run nextflow-rl ARGS... (e.g. ./build.sh run train)
+#   ./build.sh deps            only install the native packages (Tesseract 5 + English data)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+CONFIGURATION="${CONFIGURATION:-Release}"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+log() { echo "build.sh: $*" >&2; }
+
+deps() {
+  # Debian packages the project needs at run time; installed only when missing.
+  local missing=()
+  for pkg in tesseract-ocr tesseract-ocr-eng; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if ! command -v apt-get >/dev/null; then
+      log "missing packages ${missing[*]} and no apt-get: install Tesseract 5 with English data by hand"; return 1
+    fi
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    log "installing ${missing[*]}"
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  command -v dotnet >/dev/null || { log "the .NET 10 SDK is required (https://dot.net)"; return 1; }
+}
+
+build() {
+  dotnet build NextFlowRL.sln -c "$CONFIGURATION" -nologo -clp:ErrorsOnly -v:quiet
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  run)
+    shift
+    deps
+    build >&2
+    exec dotnet "hosts/NextFlowRL.Cli/bin/$CONFIGURATION/net10.0/nextflow-rl.dll" "$@"
+    ;;
+  test)
+    shift
+    deps
+    log "building ($CONFIGURATION)"
+    if ! build; then echo "0 passed, 1 failed"; exit 1; fi
+    results="$(mktemp -d)"
+    log "testing"
+    set +e
+    dotnet test NextFlowRL.sln -c "$CONFIGURATION" --no-build -nologo "$@" 2>&1 | tee "$results/test.log"
+    status=${PIPESTATUS[0]}
+    set -e
+    passed=$(grep -Eo 'Passed: +[0-9]+' "$results/test.log" | awk '{s+=$2} END {print s+0}')
+    failed=$(grep -Eo 'Failed: +[0-9]+' "$results/test.log" | awk '{s+=$2} END {print s+0}')
+    if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+    echo "$passed passed, $failed failed"
+    exit "$status"
+    ;;
+  *)
+    sed -n '2,6p' "$0"; exit 2 ;;
+esac
