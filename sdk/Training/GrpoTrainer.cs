@@ -1,0 +1,392 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using NextFlowRL.Imaging;
+using NextFlowRL.Policies;
+using NextFlowRL.Rewards;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NextFlowRL.Training;
+
+/// <summary>The outcome of one update.</summary>
+public sealed class StepResult
+{
+    /// <summary>0-based index of the step.</summary>
+    public required int Step { get; init; }
+
+    /// <summary>What the step optimized.</summary>
+    public required UpdateKind Kind { get; init; }
+
+    /// <summary>Health and progress metrics (see docs/training.md for each key).</summary>
+    public required IReadOnlyDictionary<string, double> Metrics { get; init; }
+
+    /// <summary>Some rollout images of this step with captions (prompt and reward), for sample grids.</summary>
+    public required IReadOnlyList<(RgbImage Image, string Caption)> Samples { get; init; }
+}
+
+/// <summary>
+/// GRPO for next-scale policies with VMR (prefix/suffix updates around a soft middle value), PANW (per-scale weights)
+/// and Mask Propagation. One <see cref="StepAsync"/> = one sampling pass and one update; everything random derives
+/// from (seed, step), so a run resumed from a checkpoint continues exactly like an uninterrupted one.
+/// </summary>
+public sealed class GrpoTrainer : IDisposable
+{
+    private readonly TrainerOptions _o;
+    private readonly INextScalePolicy _policy;
+    private readonly INextScalePolicy? _reference;
+    private readonly RewardEnsemble _rewards;
+    private readonly PromptSet _prompts;
+    private readonly ILogger _logger;
+    private readonly TorchSharp.Modules.AdamW _optimizer;
+    private readonly IReadOnlyList<TorchSharp.Modules.Parameter> _parameters;
+
+    /// <summary>Creates a trainer. <paramref name="reference"/> must be given when <c>KlBeta &gt; 0</c>.</summary>
+    /// <exception cref="ArgumentException">Invalid options or split scale (all problems listed).</exception>
+    public GrpoTrainer(TrainerOptions options, INextScalePolicy policy, INextScalePolicy? reference, RewardEnsemble rewards, PromptSet prompts, ILogger logger)
+    {
+        _o = options ?? throw new ArgumentNullException(nameof(options));
+        var errors = options.Validate();
+        if (errors.Count > 0) throw new ArgumentException(string.Join("; ", errors));
+        _policy = policy ?? throw new ArgumentNullException(nameof(policy));
+        if (options.KlBeta > 0 && reference is null) throw new ArgumentException("KlBeta > 0 needs a reference policy.", nameof(reference));
+        _reference = options.KlBeta > 0 ? reference : null;
+        _rewards = rewards;
+        _prompts = prompts;
+        _logger = logger;
+        Split = options.Vmr.Schedule == AlternationSchedule.Joint ? -1 : Alternation.ResolveSplit(options.Vmr, policy.Schedule);
+        _parameters = policy.TrainableParameters();
+        _optimizer = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, 1e-8, options.WeightDecay);
+        _policy.SetTraining(false); // no dropout: the loss's distribution must equal the sampler's
+    }
+
+    /// <summary>The VMR split scale m, or -1 for joint (vanilla) training.</summary>
+    public int Split { get; }
+
+    /// <summary>Completed steps.</summary>
+    public int Step { get; private set; }
+
+    /// <summary>The policy being trained.</summary>
+    public INextScalePolicy Policy => _policy;
+
+    /// <summary>Runs one sampling pass and one update.</summary>
+    public async Task<StepResult> StepAsync(CancellationToken ct = default)
+    {
+        int s = Step;
+        var kind = Alternation.KindAt(_o.Vmr, s, _o.Steps);
+        var metrics = new SortedDictionary<string, double>(StringComparer.Ordinal) { ["step"] = s + 1 };
+        var clock = Stopwatch.StartNew();
+        var schedule = _policy.Schedule;
+        int G = _o.GroupSize, K = Split < 0 ? 1 : _o.Vmr.Continuations, P = _o.PromptsPerStep;
+        var batch = _prompts.Batch(_o.Seed, s, P);
+        var groupPrompts = batch.SelectMany(p => Enumerable.Repeat(p, G)).ToList(); // P*G prefixes / trajectories
+        long seed = Seeds.Mix(_o.Seed, s);
+        var sampling = new SamplingOptions { Seed = seed, CfgScale = _o.Rollout.CfgScale, TopK = _o.Rollout.TopK, TopP = _o.Rollout.TopP, Temperature = _o.Rollout.Temperature };
+
+        using var scope = NewDisposeScope();
+
+        // 1. Rollouts: G per prompt; with VMR each prefix gets K continuations (the first is the sampled trajectory itself).
+        var first = _policy.Sample(groupPrompts.Select(p => p.Prompt).ToList(), sampling, ct);
+        TokenTrajectories all = first;
+        if (K > 1)
+        {
+            using var prefix = first.Prefix(Split);
+            using var repeated = prefix.RepeatEach(K - 1);
+            using var continued = _policy.Continue(repeated, sampling with { Seed = Seeds.Mix(seed, 1) }, ct);
+            using var joined = TokenTrajectories.Concat([first, continued]);
+            int pg = groupPrompts.Count;
+            var order = Enumerable.Range(0, pg).SelectMany(i => Enumerable.Range(0, K).Select(k => k == 0 ? i : pg + i * (K - 1) + k - 1)).ToList();
+            all = joined.Select(order);
+        }
+        int N = all.Count; // P*G*K complete trajectories; row r belongs to prefix r/K and prompt r/(G*K)
+        var images = _policy.Decode(all);
+        metrics["time_rollout"] = clock.Elapsed.TotalSeconds;
+
+        // 2. Rewards.
+        var rewardClock = Stopwatch.StartNew();
+        var samples = images.Select((img, r) => new RewardSample(img, groupPrompts[r / K].Prompt, groupPrompts[r / K].Metadata)).ToList();
+        var scores = await _rewards.ScoreAsync(samples, ct);
+        var promptGroups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G * K, G * K).ToList()).ToList();
+        var R = _rewards.Combine(scores, _o.Aggregation, promptGroups, _o.AdvantageEpsilon);
+        metrics["time_reward"] = rewardClock.Elapsed.TotalSeconds;
+        AddRewardMetrics(metrics, scores, R);
+
+        // 3. Update.
+        var updateClock = Stopwatch.StartNew();
+        var finest = FinestMasks(images, scores, out int fallbacks);
+        metrics["mask_fallback_ratio"] = _o.Mask.Enabled ? (double)fallbacks / N : 0;
+        (int firstScale, int endScale) = kind switch
+        {
+            UpdateKind.Prefix => (0, Split),
+            UpdateKind.Suffix => (Split, schedule.Count),
+            _ => (0, schedule.Count),
+        };
+        TokenTrajectories rows;
+        double[] rowRewards;
+        List<IReadOnlyList<int>> groups;
+        float[][,] rowMasks;
+        if (kind == UpdateKind.Prefix)
+        {
+            rows = first.Prefix(Split);
+            rowRewards = Enumerable.Range(0, P * G).Select(i => GrpoMath.SoftValue(R.Skip(i * K).Take(K).ToList(), _o.Vmr.Eta)).ToArray();
+            groups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G, G).ToList()).ToList();
+            rowMasks = Enumerable.Range(0, P * G).Select(i => Union(finest.Skip(i * K).Take(K).ToList())).ToArray();
+            metrics["middle_value_mean"] = rowRewards.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+        }
+        else
+        {
+            rows = all;
+            rowRewards = R;
+            groups = promptGroups;
+            rowMasks = finest;
+        }
+        var advantages = new double[rowRewards.Length];
+        int zeroStd = 0;
+        foreach (var group in groups)
+        {
+            var (adv, isZero) = GrpoMath.GroupAdvantages(group.Select(i => rowRewards[i]).ToList(), _o.AdvantageEpsilon);
+            if (isZero) zeroStd++;
+            for (int k = 0; k < group.Count; k++) advantages[group[k]] = adv[k];
+        }
+        metrics["zero_std_ratio"] = (double)zeroStd / groups.Count;
+        metrics["advantage_abs_mean"] = advantages.Select(Math.Abs).Average();
+        Update(rows, rowRewards, advantages, rowMasks, firstScale, endScale, metrics);
+        metrics["time_update"] = updateClock.Elapsed.TotalSeconds;
+        metrics["time_step"] = clock.Elapsed.TotalSeconds;
+        metrics["images_per_s"] = N / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+        metrics["phase"] = (double)kind;
+
+        var shown = Enumerable.Range(0, Math.Min(N, 8))
+            .Select(r => (images[r], $"{Shorten(samples[r].Prompt)} | R={(double.IsFinite(R[r]) ? R[r].ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
+            .ToList();
+        Step = s + 1;
+        return new StepResult { Step = s, Kind = kind, Metrics = metrics, Samples = shown };
+    }
+
+    private static string Shorten(string prompt) => prompt.Length > 40 ? prompt[..37] + "..." : prompt;
+
+    private void AddRewardMetrics(SortedDictionary<string, double> metrics, EnsembleScores scores, double[] combined)
+    {
+        var valid = combined.Where(double.IsFinite).ToList();
+        metrics["reward_mean"] = valid.Count > 0 ? valid.Average() : double.NaN;
+        metrics["reward_std"] = valid.Count > 1 ? Math.Sqrt(valid.Sum(v => (v - valid.Average()) * (v - valid.Average())) / valid.Count) : 0;
+        metrics["dropped"] = scores.Dropped.Count(d => d);
+        metrics["reward_retries"] = scores.Retries;
+        foreach (var (name, results) in scores.PerReward)
+        {
+            var ok = results.Where(r => r.IsValid).ToList();
+            metrics[$"{name}/score"] = ok.Count > 0 ? ok.Average(r => r.Score) : double.NaN;
+            foreach (var key in ok.SelectMany(r => r.Components.Keys).Distinct())
+                metrics[$"{name}/{key}"] = ok.Where(r => r.Components.ContainsKey(key)).Average(r => r.Components[key]);
+        }
+    }
+
+    /// <summary>Finest-grid masks of every trajectory from the union of all rewards' regions; all ones as the fallback.</summary>
+    private float[][,] FinestMasks(IReadOnlyList<RgbImage> images, EnsembleScores scores, out int fallbacks)
+    {
+        var final = _policy.Schedule.Final;
+        var masks = new float[images.Count][,];
+        fallbacks = 0;
+        for (int r = 0; r < images.Count; r++)
+        {
+            float[,]? mask = null;
+            if (_o.Mask.Enabled)
+            {
+                var regions = scores.PerReward.Values.SelectMany(v => v[r].Regions).ToList();
+                mask = MaskPropagation.FinestMask(regions, images[r].Width, images[r].Height, final, _o.Mask.Dilate, _o.Mask.IncludeUnmatchedRegions);
+                if (mask is null) fallbacks++;
+            }
+            masks[r] = mask ?? Ones(final);
+        }
+        return masks;
+    }
+
+    private static float[,] Ones(ScaleShape shape)
+    {
+        var m = new float[shape.Height, shape.Width];
+        for (int i = 0; i < shape.Height; i++)
+            for (int j = 0; j < shape.Width; j++) m[i, j] = 1;
+        return m;
+    }
+
+    private static float[,] Union(IReadOnlyList<float[,]> masks)
+    {
+        var u = (float[,])masks[0].Clone();
+        foreach (var m in masks.Skip(1))
+            for (int i = 0; i < u.GetLength(0); i++)
+                for (int j = 0; j < u.GetLength(1); j++) u[i, j] = Math.Max(u[i, j], m[i, j]);
+        return u;
+    }
+
+    private void Update(TokenTrajectories rows, double[] rewards, double[] advantages, float[][,] finestMasks,
+        int firstScale, int endScale, SortedDictionary<string, double> metrics)
+    {
+        var schedule = _policy.Schedule;
+        var device = _policy.Device;
+        int n = rows.Count;
+        var final = schedule.Final;
+        var flat = new float[n * final.Height * final.Width];
+        for (int r = 0; r < n; r++)
+        {
+            bool valid = double.IsFinite(rewards[r]);
+            for (int i = 0; i < final.Height; i++)
+                for (int j = 0; j < final.Width; j++)
+                    flat[(r * final.Height + i) * final.Width + j] = valid ? finestMasks[r][i, j] : 0f;
+        }
+        using var finest = tensor(flat, [n, final.Height, final.Width], device: device);
+        var masks = MaskPropagation.Propagate(finest, schedule)[firstScale..endScale];
+        var weights = Enumerable.Range(firstScale, endScale - firstScale).Select(t => GrpoMath.PanwWeight(schedule[t].Tokens, _o.Alpha)).ToArray();
+        double denominator = 0;
+        for (int t = 0; t < masks.Length; t++) denominator += weights[t] * masks[t].sum().item<float>();
+        metrics["active_tokens"] = masks.Sum(m => m.sum().item<float>());
+        using var adv = tensor(advantages.Select(a => (float)a).ToArray(), device: device);
+        if (denominator <= 0)
+        {
+            metrics["update_skipped"] = 1;
+            _logger.LogWarning("Step {Step}: no valid samples or active tokens; update skipped", Step + 1);
+            return;
+        }
+
+        var chunks = Enumerable.Range(0, n).Chunk(_o.MicroBatch).ToList();
+        var chunkRows = chunks.Select(c => rows.Select(c)).ToList();
+        try
+        {
+            // Old log-probs are recomputed by the policy as it is now, on the same chunks: the first inner step's ratio is exactly 1.
+            var old = new List<Tensor[]>();
+            var reference = new List<Tensor[]>();
+            using (no_grad())
+            {
+                foreach (var sub in chunkRows)
+                {
+                    old.Add(_policy.LogProbs(sub, firstScale, endScale).Select(x => x.detach()).ToArray());
+                    if (_reference is not null)
+                        reference.Add(_reference.LogProbs(sub, firstScale, endScale).Select(x => x.detach()).ToArray());
+                }
+            }
+
+            double lossSum = 0, ratioSum = 0, ratioSq = 0, count = 0, clipped = 0, klSum = 0, firstMaxDev = 0, gradNorm = 0;
+            int nanSkipped = 0;
+            for (int epoch = 0; epoch < _o.InnerEpochs; epoch++)
+            {
+                _optimizer.zero_grad();
+                double epochLoss = 0;
+                for (int c = 0; c < chunks.Count; c++)
+                {
+                    using var inner = NewDisposeScope();
+                    using var idx = tensor(chunks[c].Select(i => (long)i).ToArray(), device: device);
+                    var logps = _policy.LogProbs(chunkRows[c], firstScale, endScale);
+                    var a = adv.index_select(0, idx).view(-1, 1, 1);
+                    Tensor? numerator = null;
+                    for (int t = 0; t < logps.Count; t++)
+                    {
+                        var mask = masks[t].index_select(0, idx);
+                        var (l, ratio) = GrpoMath.ClippedSurrogate(logps[t], old[c][t], a, _o.ClipEpsilon);
+                        if (_reference is not null)
+                        {
+                            var kl = GrpoMath.KlK3(logps[t], reference[c][t]);
+                            l = l + _o.KlBeta * kl;
+                            if (epoch == 0) klSum += (kl.detach() * mask).sum().item<float>();
+                        }
+                        var term = (l * mask).sum() * weights[t];
+                        numerator = numerator is null ? term : numerator + term;
+                        using (no_grad())
+                        {
+                            var r = ratio.detach();
+                            var active = mask > 0;
+                            var ra = r.masked_select(active);
+                            if (ra.numel() > 0)
+                            {
+                                ratioSum += ra.sum().item<float>();
+                                ratioSq += (ra * ra).sum().item<float>();
+                                count += ra.numel();
+                                clipped += ((ra - 1).abs() > _o.ClipEpsilon).sum().item<long>();
+                                if (epoch == 0) firstMaxDev = Math.Max(firstMaxDev, (ra - 1).abs().max().item<float>());
+                            }
+                        }
+                    }
+                    var loss = numerator! / denominator;
+                    loss.backward();
+                    epochLoss += loss.item<float>();
+                }
+                gradNorm = nn.utils.clip_grad_norm_(_parameters, _o.MaxGradNorm > 0 ? _o.MaxGradNorm : double.PositiveInfinity);
+                if (!double.IsFinite(epochLoss) || !double.IsFinite(gradNorm))
+                {
+                    nanSkipped++;
+                    _logger.LogWarning("Step {Step}: non-finite loss ({Loss}) or gradient norm ({Norm}); optimizer step skipped", Step + 1, epochLoss, gradNorm);
+                    _optimizer.zero_grad();
+                    continue;
+                }
+                _optimizer.step();
+                lossSum += epochLoss;
+            }
+            double mean = count > 0 ? ratioSum / count : 1;
+            metrics["loss"] = lossSum / _o.InnerEpochs;
+            metrics["ratio_mean"] = mean;
+            metrics["ratio_std"] = count > 0 ? Math.Sqrt(Math.Max(0, ratioSq / count - mean * mean)) : 0;
+            metrics["clip_frac"] = count > 0 ? clipped / count : 0;
+            metrics["ratio_first_max_dev"] = firstMaxDev;
+            metrics["kl"] = _reference is null ? 0 : klSum / Math.Max(metrics["active_tokens"], 1);
+            metrics["grad_norm"] = gradNorm;
+            metrics["nan_skipped"] = nanSkipped;
+        }
+        finally
+        {
+            foreach (var sub in chunkRows) sub.Dispose();
+            foreach (var m in masks) m.Dispose();
+        }
+    }
+
+    /// <summary>Writes the optimizer state and the step counter into <paramref name="directory"/> (the caller saves the policies).</summary>
+    public void SaveState(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        _optimizer.save_state_dict(Path.Combine(directory, "optimizer.bin"));
+        var state = new TrainerState(TrainerState.CurrentFormat, Step, (int)Alternation.KindAt(_o.Vmr, Step, _o.Steps), (long)Step * _o.PromptsPerStep, _o.Seed, Split);
+        AtomicFile.WriteAllText(Path.Combine(directory, "trainer.json"), JsonSerializer.Serialize(state, TrainerState.Json));
+    }
+
+    /// <summary>Restores what <see cref="SaveState"/> wrote.</summary>
+    /// <exception cref="InvalidDataException">Missing, corrupt or incompatible state; the message says which.</exception>
+    public void LoadState(string directory)
+    {
+        var statePath = Path.Combine(directory, "trainer.json");
+        var optimizerPath = Path.Combine(directory, "optimizer.bin");
+        if (!File.Exists(statePath) || !File.Exists(optimizerPath))
+            throw new InvalidDataException($"checkpoint '{directory}' is incomplete: trainer.json or optimizer.bin missing");
+        TrainerState state;
+        try
+        {
+            state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath), TrainerState.Json)
+                ?? throw new InvalidDataException("empty");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"checkpoint '{directory}': trainer.json is corrupt ({e.Message})");
+        }
+        if (state.Format != TrainerState.CurrentFormat)
+            throw new InvalidDataException($"checkpoint '{directory}' has format {state.Format}; this version reads format {TrainerState.CurrentFormat}");
+        if (state.Seed != _o.Seed || state.Split != Split)
+            throw new InvalidDataException($"checkpoint '{directory}' was written with seed {state.Seed} and split {state.Split}, this run has seed {_o.Seed} and split {Split}");
+        try
+        {
+            _optimizer.load_state_dict(optimizerPath);
+        }
+        catch (Exception e) when (e is not InvalidDataException)
+        {
+            throw new InvalidDataException($"checkpoint '{directory}': optimizer.bin does not match this policy's parameters ({e.Message.ReplaceLineEndings(" ")})", e);
+        }
+        Step = state.Step;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _optimizer.Dispose();
+}
+
+/// <summary>What a checkpoint records about the trainer besides weights and optimizer moments.</summary>
+public sealed record TrainerState(int Format, int Step, int Phase, long DataPosition, long Seed, int Split)
+{
+    /// <summary>The checkpoint format this version writes.</summary>
+    public const int CurrentFormat = 1;
+
+    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+}

@@ -1,0 +1,75 @@
+using NextFlowRL.Imaging;
+using NextFlowRL.Policies;
+using NextFlowRL.Rewards;
+
+namespace NextFlowRL.Training;
+
+/// <summary>The result of evaluating a policy on a prompt set.</summary>
+/// <param name="Metrics">Set-level metrics: <c>count</c>, <c>failed</c>, <c>mean_score</c>, mean components, the reward's own summary (e.g. <c>word_accuracy</c>, <c>ned</c>), and per bin as <c>bin/&lt;bin&gt;/&lt;metric&gt;</c>.</param>
+/// <param name="Images">The generated images, in prompt order.</param>
+/// <param name="Results">The reward results, in prompt order.</param>
+public sealed record EvalReport(IReadOnlyDictionary<string, double> Metrics, IReadOnlyList<RgbImage> Images, IReadOnlyList<RewardResult> Results);
+
+/// <summary>
+/// Samples one image per prompt with fixed seeds and scores it (CVTG-style evaluation when the reward is the OCR
+/// reward: Word Accuracy and NED come from its <see cref="ISummarizingReward"/> summary).
+/// </summary>
+public static class PolicyEvaluator
+{
+    /// <summary>Evaluates <paramref name="policy"/> on <paramref name="prompts"/> in batches.</summary>
+    public static async Task<EvalReport> EvaluateAsync(INextScalePolicy policy, IRewardModel reward, IReadOnlyList<PromptRecord> prompts,
+        SamplingOptions sampling, int batchSize = 16, IProgress<int>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(reward);
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(sampling);
+        var images = new List<RgbImage>();
+        var results = new List<RewardResult>();
+        for (int start = 0; start < prompts.Count; start += batchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            var chunk = prompts.Skip(start).Take(batchSize).ToList();
+            using (var trajectories = policy.Sample(chunk.Select(p => p.Prompt).ToList(), sampling with { Seed = Seeds.Mix(sampling.Seed, start) }, ct))
+                images.AddRange(policy.Decode(trajectories));
+            var scored = await reward.ScoreAsync(chunk.Select((p, i) => new RewardSample(images[start + i], p.Prompt, p.Metadata)).ToList(), ct);
+            if (scored.Count != chunk.Count)
+                throw new InvalidDataException($"reward '{reward.Name}' returned {scored.Count} results for {chunk.Count} images");
+            results.AddRange(scored);
+            progress?.Report(results.Count);
+        }
+        var metrics = RewardMetrics.Summarize(reward, results);
+        foreach (var bin in prompts.Select((p, i) => (Bin: p.Metadata.GetValueOrDefault("bin"), i)).Where(x => x.Bin is not null).GroupBy(x => x.Bin!))
+        {
+            foreach (var (k, v) in RewardMetrics.Summarize(reward, bin.Select(x => results[x.i]).ToList()))
+                metrics[$"bin/{bin.Key}/{k}"] = v;
+        }
+        return new EvalReport(metrics, images, results);
+    }
+}
+
+/// <summary>Set-level metrics of a scored set, shared by evaluations, training logs and <c>score --summary</c>.</summary>
+public static class RewardMetrics
+{
+    /// <summary>Count, failures, mean score and mean components, plus the reward's own set-level metrics.</summary>
+    public static SortedDictionary<string, double> Summarize(IRewardModel reward, IReadOnlyList<RewardResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(reward);
+        ArgumentNullException.ThrowIfNull(results);
+        var valid = results.Where(r => r.IsValid).ToList();
+        var metrics = new SortedDictionary<string, double>(StringComparer.Ordinal)
+        {
+            ["count"] = results.Count,
+            ["failed"] = results.Count - valid.Count,
+            ["mean_score"] = valid.Count == 0 ? double.NaN : valid.Average(r => r.Score),
+        };
+        foreach (var key in valid.SelectMany(r => r.Components.Keys).Distinct())
+            metrics["mean_" + key] = valid.Where(r => r.Components.ContainsKey(key)).Average(r => r.Components[key]);
+        if (reward is ISummarizingReward summarizing)
+        {
+            foreach (var (k, v) in summarizing.Summarize(results))
+                metrics[k] = v;
+        }
+        return metrics;
+    }
+}

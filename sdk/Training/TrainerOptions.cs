@@ -1,0 +1,270 @@
+namespace NextFlowRL.Training;
+
+/// <summary>How the split scale of VMR and the update schedule work together.</summary>
+public enum AlternationSchedule
+{
+    /// <summary>No split: one group over whole trajectories (vanilla GRPO).</summary>
+    Joint,
+
+    /// <summary>Fine-grained alternation: <see cref="VmrOptions.PrefixUpdatesPerSuffix"/> prefix updates, then one suffix update, repeated.</summary>
+    Fine,
+
+    /// <summary>All prefix updates first (<see cref="VmrOptions.CoarsePrefixFraction"/> of the steps), then all suffix updates.</summary>
+    Coarse,
+}
+
+/// <summary>How several rewards combine into one scalar.</summary>
+public enum RewardAggregation
+{
+    /// <summary>Weighted sum of raw rewards.</summary>
+    WeightedSum,
+
+    /// <summary>Each reward z-normalized within its group first, then the weighted sum ("GDPO").</summary>
+    NormalizeThenSum,
+}
+
+/// <summary>What to do when a reward fails for a batch or a sample.</summary>
+public enum RewardFailurePolicy
+{
+    /// <summary>Retry the batch up to <see cref="RewardSpec.Retries"/> times, then stop training.</summary>
+    Retry,
+
+    /// <summary>Treat the failed samples as missing: they leave their group for this step.</summary>
+    Drop,
+
+    /// <summary>Stop training with an error that names the reward.</summary>
+    Stop,
+}
+
+/// <summary>Which distribution the loss's log-probabilities come from.</summary>
+public enum LossDistribution
+{
+    /// <summary>The plain conditional distribution (no CFG, no truncation), the paper's choice.</summary>
+    Conditional,
+
+    /// <summary>Not supported by the contract's teacher-forced pass; listed so configurations naming it get a clear error.</summary>
+    Sampling,
+}
+
+/// <summary>One reward of the ensemble.</summary>
+public sealed class RewardSpec
+{
+    /// <summary>Registered reward name (e.g. <c>ocr</c>).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>Weight in the combination.</summary>
+    public double Weight { get; set; } = 1.0;
+
+    /// <summary>Failure policy.</summary>
+    public RewardFailurePolicy OnFailure { get; set; } = RewardFailurePolicy.Retry;
+
+    /// <summary>Retries of a failed batch (policy <see cref="RewardFailurePolicy.Retry"/>).</summary>
+    public int Retries { get; set; } = 2;
+
+    /// <summary>Time limit of one reward call in seconds (0 = none).</summary>
+    public double TimeoutSeconds { get; set; } = 300;
+}
+
+/// <summary>VMR: value as middle return.</summary>
+public sealed class VmrOptions
+{
+    /// <summary>Alternation schedule; <see cref="AlternationSchedule.Joint"/> disables VMR.</summary>
+    public AlternationSchedule Schedule { get; set; } = AlternationSchedule.Fine;
+
+    /// <summary>Split scale index m (prefix = scales before m). Used when <see cref="SplitResolution"/> is empty.</summary>
+    public int SplitScale { get; set; } = -1;
+
+    /// <summary>Split by grid resolution, e.g. <c>4x4</c> or <c>4</c>: the first scale with that grid.</summary>
+    public string? SplitResolution { get; set; }
+
+    /// <summary>Continuations per prefix (K).</summary>
+    public int Continuations { get; set; } = 2;
+
+    /// <summary>Soft-max temperature eta of the middle value.</summary>
+    public double Eta { get; set; } = 1.0;
+
+    /// <summary>Prefix updates per suffix update in the fine schedule.</summary>
+    public int PrefixUpdatesPerSuffix { get; set; } = 3;
+
+    /// <summary>Fraction of steps that are prefix updates in the coarse schedule.</summary>
+    public double CoarsePrefixFraction { get; set; } = 0.75;
+}
+
+/// <summary>Mask propagation.</summary>
+public sealed class MaskOptions
+{
+    /// <summary>Use reward regions to mask the loss.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Dilate the finest-grid mask by one cell.</summary>
+    public bool Dilate { get; set; } = true;
+
+    /// <summary>Also use regions that matched no target (default: only matched ones).</summary>
+    public bool IncludeUnmatchedRegions { get; set; }
+}
+
+/// <summary>Rollout sampling settings.</summary>
+public sealed class RolloutOptions
+{
+    /// <summary>Classifier-free guidance scale.</summary>
+    public double CfgScale { get; set; } = 3.0;
+
+    /// <summary>Top-k (0 = off).</summary>
+    public int TopK { get; set; }
+
+    /// <summary>Top-p (1 = off).</summary>
+    public double TopP { get; set; } = 1.0;
+
+    /// <summary>Temperature.</summary>
+    public double Temperature { get; set; } = 1.0;
+}
+
+/// <summary>Everything a training run needs (configuration section <c>Train</c>).</summary>
+public sealed class TrainerOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string Section = "Train";
+
+    /// <summary>Policy plugin name.</summary>
+    public string Policy { get; set; } = "var";
+
+    /// <summary>Policy checkpoint directory; null = the plugin's default model.</summary>
+    public string? Checkpoint { get; set; }
+
+    /// <summary>Rewards and weights.</summary>
+    public List<RewardSpec> Rewards { get; set; } = [];
+
+    /// <summary>How rewards combine.</summary>
+    public RewardAggregation Aggregation { get; set; } = RewardAggregation.WeightedSum;
+
+    /// <summary>Training prompts (JSONL; see <see cref="PromptSet"/>).</summary>
+    public string? TrainPrompts { get; set; }
+
+    /// <summary>Held-out evaluation prompts (JSONL).</summary>
+    public string? EvalPrompts { get; set; }
+
+    /// <summary>Use at most this many evaluation prompts (0 = all).</summary>
+    public int EvalLimit { get; set; }
+
+    /// <summary>Updates to run.</summary>
+    public int Steps { get; set; } = 40;
+
+    /// <summary>Prompts per update.</summary>
+    public int PromptsPerStep { get; set; } = 4;
+
+    /// <summary>Group size G (trajectories or prefixes per prompt).</summary>
+    public int GroupSize { get; set; } = 8;
+
+    /// <summary>Optimizer passes over each batch.</summary>
+    public int InnerEpochs { get; set; } = 1;
+
+    /// <summary>Trajectories per forward/backward chunk (memory bound; gradients are accumulated).</summary>
+    public int MicroBatch { get; set; } = 16;
+
+    /// <summary>AdamW learning rate.</summary>
+    public double LearningRate { get; set; } = 1e-4;
+
+    /// <summary>AdamW beta1.</summary>
+    public double Beta1 { get; set; } = 0.9;
+
+    /// <summary>AdamW beta2.</summary>
+    public double Beta2 { get; set; } = 0.95;
+
+    /// <summary>AdamW weight decay.</summary>
+    public double WeightDecay { get; set; } = 0.05;
+
+    /// <summary>Gradient-norm clip (0 = off).</summary>
+    public double MaxGradNorm { get; set; } = 1.0;
+
+    /// <summary>PPO clip epsilon.</summary>
+    public double ClipEpsilon { get; set; } = 0.2;
+
+    /// <summary>KL coefficient beta (0 skips the reference policy entirely).</summary>
+    public double KlBeta { get; set; } = 0.01;
+
+    /// <summary>Std floor in the group z-score.</summary>
+    public double AdvantageEpsilon { get; set; } = 1e-4;
+
+    /// <summary>Distribution of the loss's log-probabilities.</summary>
+    public LossDistribution LossDistribution { get; set; } = LossDistribution.Conditional;
+
+    /// <summary>PANW exponent alpha (0 = vanilla token mean).</summary>
+    public double Alpha { get; set; } = 0.7;
+
+    /// <summary>VMR settings.</summary>
+    public VmrOptions Vmr { get; set; } = new();
+
+    /// <summary>Mask propagation settings.</summary>
+    public MaskOptions Mask { get; set; } = new();
+
+    /// <summary>Rollout sampling.</summary>
+    public RolloutOptions Rollout { get; set; } = new();
+
+    /// <summary>Run seed: data order, sampling seeds.</summary>
+    public long Seed { get; set; } = 1;
+
+    /// <summary>Write a checkpoint every N steps (0 = only at the end and on Ctrl-C).</summary>
+    public int CheckpointEvery { get; set; } = 10;
+
+    /// <summary>Keep this many most recent checkpoints.</summary>
+    public int KeepCheckpoints { get; set; } = 2;
+
+    /// <summary>Write a captioned sample grid every N steps (0 = never).</summary>
+    public int SampleEvery { get; set; } = 10;
+
+    /// <summary>Evaluate held-out prompts before and after training.</summary>
+    public bool Evaluate { get; set; } = true;
+
+    /// <summary>Torch intra-op threads (0 = leave the default).</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Every problem with these options (empty when valid).</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        void Check(bool ok, string message)
+        {
+            if (!ok) errors.Add(message);
+        }
+        Check(!string.IsNullOrWhiteSpace(Policy), "Train:Policy is empty");
+        Check(Rewards.Count > 0, "Train:Rewards is empty: name at least one reward");
+        for (int i = 0; i < Rewards.Count; i++)
+        {
+            Check(!string.IsNullOrWhiteSpace(Rewards[i].Name), $"Train:Rewards:{i}:Name is empty");
+            Check(double.IsFinite(Rewards[i].Weight), $"Train:Rewards:{i}:Weight must be finite");
+            Check(Rewards[i].Retries >= 0, $"Train:Rewards:{i}:Retries must be >= 0");
+            Check(Rewards[i].TimeoutSeconds >= 0, $"Train:Rewards:{i}:TimeoutSeconds must be >= 0");
+        }
+        Check(Rewards.Select(r => r.Name).Distinct().Count() == Rewards.Count, "Train:Rewards names a reward twice");
+        Check(!string.IsNullOrWhiteSpace(TrainPrompts), "Train:TrainPrompts is empty");
+        Check(Steps >= 1, $"Train:Steps must be >= 1, got {Steps}");
+        Check(PromptsPerStep >= 1, $"Train:PromptsPerStep must be >= 1, got {PromptsPerStep}");
+        Check(GroupSize >= 2, $"Train:GroupSize must be >= 2 (a group z-score needs two samples), got {GroupSize}");
+        Check(InnerEpochs >= 1, $"Train:InnerEpochs must be >= 1, got {InnerEpochs}");
+        Check(MicroBatch >= 1, $"Train:MicroBatch must be >= 1, got {MicroBatch}");
+        Check(LearningRate > 0 && double.IsFinite(LearningRate), $"Train:LearningRate must be > 0, got {LearningRate}");
+        Check(Beta1 is >= 0 and < 1, $"Train:Beta1 must be in [0, 1), got {Beta1}");
+        Check(Beta2 is >= 0 and < 1, $"Train:Beta2 must be in [0, 1), got {Beta2}");
+        Check(WeightDecay >= 0, $"Train:WeightDecay must be >= 0, got {WeightDecay}");
+        Check(MaxGradNorm >= 0, $"Train:MaxGradNorm must be >= 0, got {MaxGradNorm}");
+        Check(ClipEpsilon is > 0 and < 1, $"Train:ClipEpsilon must be in (0, 1), got {ClipEpsilon}");
+        Check(KlBeta >= 0, $"Train:KlBeta must be >= 0, got {KlBeta}");
+        Check(AdvantageEpsilon > 0, $"Train:AdvantageEpsilon must be > 0, got {AdvantageEpsilon}");
+        Check(LossDistribution == LossDistribution.Conditional, "Train:LossDistribution=Sampling is not supported: policies expose teacher-forced log-probs of the plain conditional distribution only");
+        Check(Alpha >= 0 && double.IsFinite(Alpha), $"Train:Alpha must be >= 0, got {Alpha}");
+        Check(Vmr.Continuations >= 1, $"Train:Vmr:Continuations must be >= 1, got {Vmr.Continuations}");
+        Check(Vmr.Eta > 0, $"Train:Vmr:Eta must be > 0, got {Vmr.Eta}");
+        Check(Vmr.PrefixUpdatesPerSuffix >= 1, $"Train:Vmr:PrefixUpdatesPerSuffix must be >= 1, got {Vmr.PrefixUpdatesPerSuffix}");
+        Check(Vmr.CoarsePrefixFraction is > 0 and < 1, $"Train:Vmr:CoarsePrefixFraction must be in (0, 1), got {Vmr.CoarsePrefixFraction}");
+        Check(Rollout.CfgScale >= 0, $"Train:Rollout:CfgScale must be >= 0, got {Rollout.CfgScale}");
+        Check(Rollout.TopK >= 0, $"Train:Rollout:TopK must be >= 0, got {Rollout.TopK}");
+        Check(Rollout.TopP is > 0 and <= 1, $"Train:Rollout:TopP must be in (0, 1], got {Rollout.TopP}");
+        Check(Rollout.Temperature > 0, $"Train:Rollout:Temperature must be > 0, got {Rollout.Temperature}");
+        Check(CheckpointEvery >= 0, $"Train:CheckpointEvery must be >= 0, got {CheckpointEvery}");
+        Check(KeepCheckpoints >= 1, $"Train:KeepCheckpoints must be >= 1, got {KeepCheckpoints}");
+        Check(SampleEvery >= 0, $"Train:SampleEvery must be >= 0, got {SampleEvery}");
+        Check(EvalLimit >= 0, $"Train:EvalLimit must be >= 0, got {EvalLimit}");
+        Check(Threads >= 0, $"Train:Threads must be >= 0, got {Threads}");
+        return errors;
+    }
+}

@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using NextFlowRL.Imaging;
+using NextFlowRL.Policies;
+using NextFlowRL.Rewards;
+
+namespace NextFlowRL.Training;
+
+/// <summary>What a training run needs besides its options.</summary>
+public sealed class TrainingRunRequest
+{
+    /// <summary>The run's options (for a resumed run: those saved in the run folder).</summary>
+    public required TrainerOptions Options { get; init; }
+
+    /// <summary>The run directory.</summary>
+    public required string OutDir { get; init; }
+
+    /// <summary>Continue from the run directory's latest checkpoint.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>Creates policies (named by <see cref="TrainerOptions.Policy"/>).</summary>
+    public required IPolicyProvider PolicyProvider { get; init; }
+
+    /// <summary>Finds a reward by name.</summary>
+    public required Func<string, IRewardModel> ResolveReward { get; init; }
+
+    /// <summary>Logs warnings (reward retries, skipped steps).</summary>
+    public required ILogger Logger { get; init; }
+
+    /// <summary>Called after every step.</summary>
+    public Action<StepResult>? OnStep { get; init; }
+
+    /// <summary>Called when a phase starts (e.g. "evaluating 64 held-out prompts").</summary>
+    public Action<string>? OnStatus { get; init; }
+}
+
+/// <summary>The outcome of a run.</summary>
+/// <param name="RunDir">The run directory.</param>
+/// <param name="CompletedSteps">Steps completed (over all sessions of the run).</param>
+/// <param name="Before">Held-out metrics before training (null when not evaluated).</param>
+/// <param name="After">Held-out metrics after training (null when not evaluated or cancelled).</param>
+/// <param name="Elapsed">Wall time of this session.</param>
+/// <param name="Cancelled">True when stopped early (a checkpoint was written).</param>
+public sealed record TrainingSummary(string RunDir, int CompletedSteps, IReadOnlyDictionary<string, double>? Before, IReadOnlyDictionary<string, double>? After, TimeSpan Elapsed, bool Cancelled);
+
+/// <summary>
+/// A whole training run: evaluation before, the steps with logs, sample grids and periodic atomic checkpoints,
+/// a checkpoint on cancellation, evaluation after, and the curves plot.
+/// </summary>
+public static class TrainingRun
+{
+    /// <summary>Curves drawn into curves.png when present.</summary>
+    public static IReadOnlyList<string> PlottedMetrics { get; } =
+        ["reward_mean", "reward_std", "ocr/word_acc", "ocr/ned", "kl", "clip_frac", "grad_norm", "zero_std_ratio", "time_step"];
+
+    /// <summary>Runs (or resumes) a training run.</summary>
+    /// <exception cref="InvalidDataException">A corrupt or incompatible checkpoint or prompt file (one clear message).</exception>
+    public static async Task<TrainingSummary> RunAsync(TrainingRunRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var o = request.Options;
+        var clock = Stopwatch.StartNew();
+        if (o.Threads > 0) TorchSharp.torch.set_num_threads(o.Threads);
+        using var folder = new RunFolder(request.OutDir);
+        var checkpoints = new CheckpointStore(folder.PathOf("checkpoints"), o.KeepCheckpoints);
+        string? resumeFrom = null;
+        if (request.Resume)
+        {
+            resumeFrom = checkpoints.Latest() ?? throw new InvalidDataException($"'{folder.Directory}' has no checkpoint to resume from");
+        }
+        else if (checkpoints.Latest() is not null)
+        {
+            throw new InvalidDataException($"'{folder.Directory}' already holds a run; resume it with --resume or choose another --out");
+        }
+        folder.WriteJson("config.json", o);
+
+        var prompts = PromptSet.Load(o.TrainPrompts!);
+        var evalPrompts = o.Evaluate && o.EvalPrompts is not null ? PromptSet.Load(o.EvalPrompts).Records : null;
+        if (evalPrompts is not null && o.EvalLimit > 0) evalPrompts = evalPrompts.Take(o.EvalLimit).ToList();
+        var rewards = new RewardEnsemble(o.Rewards.Select(r => (r, request.ResolveReward(r.Name))).ToList(), request.Logger);
+
+        request.OnStatus?.Invoke(resumeFrom is null ? $"loading policy '{o.Policy}'" : $"resuming from {resumeFrom}");
+        using var policy = request.PolicyProvider.Load(resumeFrom is null ? o.Checkpoint : Path.Combine(resumeFrom, "policy"));
+        INextScalePolicy? reference = null;
+        try
+        {
+            if (o.KlBeta > 0)
+            {
+                if (resumeFrom is null)
+                {
+                    reference = policy.CreateFrozenCopy();
+                }
+                else
+                {
+                    using var loaded = request.PolicyProvider.Load(Path.Combine(resumeFrom, "reference"));
+                    reference = loaded.CreateFrozenCopy();
+                }
+            }
+            using var trainer = new GrpoTrainer(o, policy, reference, rewards, prompts, request.Logger);
+            if (resumeFrom is not null) trainer.LoadState(resumeFrom);
+            folder.LoadMetrics(trainer.Step);
+
+            var sampling = new SamplingOptions { Seed = Seeds.Mix(o.Seed, 0xE7A1), CfgScale = o.Rollout.CfgScale, TopK = o.Rollout.TopK, TopP = o.Rollout.TopP, Temperature = o.Rollout.Temperature };
+            IReadOnlyDictionary<string, double>? before = ReadEval(folder, "eval_before.json");
+            if (evalPrompts is not null && before is null)
+            {
+                request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts before training");
+                before = await EvaluateAsync(folder, "before", policy, rewards.Rewards[0].Model, evalPrompts, sampling, ct);
+            }
+
+            bool cancelled = false;
+            int lastSaved = trainer.Step;
+            try
+            {
+                while (trainer.Step < o.Steps)
+                {
+                    var result = await trainer.StepAsync(ct);
+                    folder.AppendMetrics(result.Metrics);
+                    int done = trainer.Step;
+                    if (o.SampleEvery > 0 && (done % o.SampleEvery == 0 || done == 1))
+                        folder.WriteGrid($"step-{done:D6}", result.Samples);
+                    if (o.CheckpointEvery > 0 && done % o.CheckpointEvery == 0 && done < o.Steps)
+                    {
+                        checkpoints.Save(done, policy, reference, trainer);
+                        lastSaved = done;
+                    }
+                    request.OnStep?.Invoke(result);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                cancelled = true;
+            }
+            if (trainer.Step != lastSaved || checkpoints.Latest() is null)
+                checkpoints.Save(trainer.Step, policy, reference, trainer);
+            folder.WriteCurves(PlottedMetrics);
+            if (cancelled)
+                return new TrainingSummary(folder.Directory, trainer.Step, before, null, clock.Elapsed, true);
+
+            IReadOnlyDictionary<string, double>? after = null;
+            if (evalPrompts is not null)
+            {
+                request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts after training");
+                after = await EvaluateAsync(folder, "after", policy, rewards.Rewards[0].Model, evalPrompts, sampling, ct);
+            }
+            folder.WriteJson("summary.json", new { steps = trainer.Step, before, after, elapsed_seconds = clock.Elapsed.TotalSeconds });
+            return new TrainingSummary(folder.Directory, trainer.Step, before, after, clock.Elapsed, false);
+        }
+        finally
+        {
+            reference?.Dispose();
+        }
+    }
+
+    private static IReadOnlyDictionary<string, double>? ReadEval(RunFolder folder, string name)
+    {
+        var path = folder.PathOf(name);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            return doc.RootElement.GetProperty("metrics").EnumerateObject()
+                .Where(p => p.Value.ValueKind == JsonValueKind.Number)
+                .ToDictionary(p => p.Name, p => p.Value.GetDouble());
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task<IReadOnlyDictionary<string, double>> EvaluateAsync(RunFolder folder, string when, INextScalePolicy policy, IRewardModel reward,
+        IReadOnlyList<PromptRecord> prompts, SamplingOptions sampling, CancellationToken ct)
+    {
+        var report = await PolicyEvaluator.EvaluateAsync(policy, reward, prompts, sampling, ct: ct);
+        folder.WriteJson($"eval_{when}.json", new { reward = reward.Name, prompts = prompts.Count, metrics = report.Metrics });
+        var shown = Enumerable.Range(0, Math.Min(16, prompts.Count))
+            .Select(i => (report.Images[i], $"{prompts[i].Prompt} | {(report.Results[i].IsValid ? report.Results[i].Score.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
+            .ToList();
+        folder.WriteGrid($"eval-{when}", shown);
+        return report.Metrics;
+    }
+}
+
+/// <summary>
+/// Checkpoints of a run: <c>step-NNNNNN/</c> directories (policy/, reference/, optimizer.bin, trainer.json), each
+/// written into a temporary directory and renamed into place, then named in the <c>latest</c> file (atomic).
+/// Only the newest <c>keep</c> are kept.
+/// </summary>
+public sealed class CheckpointStore
+{
+    private readonly string _root;
+    private readonly int _keep;
+
+    /// <summary>Creates the store.</summary>
+    public CheckpointStore(string root, int keep)
+    {
+        _root = root;
+        _keep = Math.Max(1, keep);
+    }
+
+    /// <summary>The newest complete checkpoint, or null.</summary>
+    public string? Latest()
+    {
+        var pointer = Path.Combine(_root, "latest");
+        if (!File.Exists(pointer)) return null;
+        var path = Path.Combine(_root, File.ReadAllText(pointer).Trim());
+        return Directory.Exists(path) ? path : throw new InvalidDataException($"checkpoint '{path}' named by {pointer} is missing");
+    }
+
+    /// <summary>Writes a checkpoint atomically and prunes old ones.</summary>
+    public string Save(int step, INextScalePolicy policy, INextScalePolicy? reference, GrpoTrainer trainer)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(trainer);
+        Directory.CreateDirectory(_root);
+        var name = $"step-{step:D6}";
+        var final = Path.Combine(_root, name);
+        var tmp = Path.Combine(_root, $".{name}.{Guid.NewGuid().ToString("N")[..8]}.tmp");
+        policy.Save(Path.Combine(tmp, "policy"));
+        reference?.Save(Path.Combine(tmp, "reference"));
+        trainer.SaveState(tmp);
+        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        Directory.Move(tmp, final);
+        AtomicFile.WriteAllText(Path.Combine(_root, "latest"), name);
+        foreach (var old in Directory.GetDirectories(_root, "step-*").OrderByDescending(d => d, StringComparer.Ordinal).Skip(_keep))
+            Directory.Delete(old, recursive: true);
+        foreach (var stale in Directory.GetDirectories(_root, ".step-*.tmp"))
+            Directory.Delete(stale, recursive: true);
+        return final;
+    }
+}

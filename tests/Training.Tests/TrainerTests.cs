@@ -1,0 +1,202 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using NextFlowRL.Rewards;
+using NextFlowRL.Rewards.ImageStats;
+using NextFlowRL.Testing;
+using Xunit;
+
+namespace NextFlowRL.Training.Tests;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TorchCollection
+{
+    public const string Name = "torch";
+}
+
+/// <summary>The trainer end to end on a tiny real policy and the real brightness reward.</summary>
+[Collection(TorchCollection.Name)]
+public sealed class TrainerTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "nextflow-train-tests", Guid.NewGuid().ToString("N")[..10]);
+
+    public TrainerTests()
+    {
+        Directory.CreateDirectory(_dir);
+        File.WriteAllLines(PromptsPath, Enumerable.Range(0, 6).Select(i => $$"""{"prompt": "a bright square number {{i}}", "bin": "{{(i % 2 == 0 ? "even" : "odd")}}"}"""));
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    private string PromptsPath => Path.Combine(_dir, "prompts.jsonl");
+
+    private TrainerOptions Options(Action<TrainerOptions>? change = null)
+    {
+        var o = new TrainerOptions
+        {
+            Policy = "tiny",
+            TrainPrompts = PromptsPath,
+            EvalPrompts = PromptsPath,
+            Rewards = [new RewardSpec { Name = "brightness" }],
+            Steps = 4,
+            PromptsPerStep = 2,
+            GroupSize = 4,
+            MicroBatch = 5,
+            LearningRate = 3e-2,
+            KlBeta = 0.01,
+            Alpha = 0.7,
+            Seed = 3,
+            CheckpointEvery = 2,
+            SampleEvery = 2,
+        };
+        o.Vmr.Continuations = 2;
+        o.Vmr.SplitScale = 1;
+        o.Rollout.CfgScale = 1.0;
+        change?.Invoke(o);
+        return o;
+    }
+
+    private static IRewardModel Brightness() => new ImageStatsReward("brightness", new ImageStatsRewardOptions { Statistic = ImageStatistic.Brightness, Target = 1.0 });
+
+    private GrpoTrainer Trainer(TrainerOptions o, TinyNextScalePolicy policy, params (RewardSpec, IRewardModel)[] rewards)
+    {
+        var ensemble = new RewardEnsemble(rewards.Length > 0 ? rewards : [(o.Rewards[0], Brightness())], NullLogger.Instance);
+        return new GrpoTrainer(o, policy, o.KlBeta > 0 ? policy.CreateFrozenCopy() : null, ensemble, PromptSet.Load(PromptsPath), NullLogger.Instance);
+    }
+
+    [Theory]
+    [InlineData(AlternationSchedule.Joint)]
+    [InlineData(AlternationSchedule.Fine)]
+    public async Task FirstInnerStepRatioIsExactlyOneAndKlIsZeroBeforeTheFirstUpdate(AlternationSchedule schedule)
+    {
+        var o = Options(x => { x.Vmr.Schedule = schedule; x.InnerEpochs = 2; });
+        using var policy = new TinyNextScalePolicy(seed: 1);
+        using var trainer = Trainer(o, policy);
+        var first = await trainer.StepAsync();
+        Assert.Equal(0.0, first.Metrics["ratio_first_max_dev"]);
+        Assert.Equal(0.0, first.Metrics["kl"]);
+        Assert.True(first.Metrics["grad_norm"] > 0);
+        var second = await trainer.StepAsync();
+        Assert.Equal(0.0, second.Metrics["ratio_first_max_dev"]); // old log-probs are recomputed every step
+        Assert.True(second.Metrics["kl"] > 0, "the policy moved, so KL to the reference is positive");
+    }
+
+    [Fact]
+    public async Task BetaZeroSkipsTheReference()
+    {
+        var o = Options(x => x.KlBeta = 0);
+        using var policy = new TinyNextScalePolicy(seed: 1);
+        using var trainer = new GrpoTrainer(o, policy, null, new RewardEnsemble([(o.Rewards[0], Brightness())], NullLogger.Instance), PromptSet.Load(PromptsPath), NullLogger.Instance);
+        var result = await trainer.StepAsync();
+        Assert.Equal(0.0, result.Metrics["kl"]);
+        Assert.Throws<ArgumentException>(() => new GrpoTrainer(Options(), policy, null, new RewardEnsemble([], NullLogger.Instance), PromptSet.Load(PromptsPath), NullLogger.Instance));
+    }
+
+    [Fact]
+    public async Task VmrStepsAlternateAndUseTheirOwnScaleRanges()
+    {
+        var o = Options(x => { x.Steps = 4; x.Vmr.Schedule = AlternationSchedule.Fine; });
+        using var policy = new TinyNextScalePolicy(seed: 2);
+        using var trainer = Trainer(o, policy);
+        var kinds = new List<UpdateKind>();
+        for (int i = 0; i < 4; i++) kinds.Add((await trainer.StepAsync()).Kind);
+        Assert.Equal([UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Suffix], kinds);
+        Assert.Equal(1, trainer.Split);
+    }
+
+    [Fact]
+    public async Task TrainingRaisesTheReward()
+    {
+        var o = Options(x => { x.Steps = 12; x.KlBeta = 0; x.Vmr.Schedule = AlternationSchedule.Joint; x.LearningRate = 5e-2; });
+        using var policy = new TinyNextScalePolicy(seed: 4);
+        using var trainer = Trainer(o, policy);
+        var rewards = new List<double>();
+        for (int i = 0; i < o.Steps; i++) rewards.Add((await trainer.StepAsync()).Metrics["reward_mean"]);
+        Assert.True(rewards.Skip(9).Average() > rewards.Take(3).Average() + 0.05, string.Join(", ", rewards.Select(r => r.ToString("0.000"))));
+    }
+
+    [Fact]
+    public async Task ResumedRunReproducesTheUninterruptedMetrics()
+    {
+        var o = Options(x => { x.Steps = 4; x.CheckpointEvery = 2; x.Evaluate = false; });
+        var straight = Path.Combine(_dir, "straight");
+        var interrupted = Path.Combine(_dir, "interrupted");
+        await TrainingRun.RunAsync(Request(o, straight), CancellationToken.None);
+
+        // Stop after two steps (as Ctrl-C would), then resume.
+        using (var cts = new CancellationTokenSource())
+        {
+            var summary = await TrainingRun.RunAsync(Request(o, interrupted, onStep: r => { if (r.Step == 1) cts.Cancel(); }), cts.Token);
+            Assert.True(summary.Cancelled);
+            Assert.Equal(2, summary.CompletedSteps);
+        }
+        await TrainingRun.RunAsync(Request(o, interrupted, resume: true), CancellationToken.None);
+
+        var a = Metrics(straight);
+        var b = Metrics(interrupted);
+        Assert.Equal(4, a.Count);
+        Assert.Equal(4, b.Count);
+        for (int i = 0; i < 4; i++)
+            foreach (var key in a[i].Keys.Where(k => !k.StartsWith("time_", StringComparison.Ordinal) && k != "images_per_s"))
+                Assert.True(a[i][key].Equals(b[i][key]), $"step {i + 1} {key}: {a[i][key]} vs {b[i][key]}");
+    }
+
+    [Fact]
+    public async Task RunFolderHoldsEveryArtifact()
+    {
+        var o = Options(x => { x.Steps = 2; x.CheckpointEvery = 1; x.SampleEvery = 1; });
+        var run = Path.Combine(_dir, "run");
+        var summary = await TrainingRun.RunAsync(Request(o, run), CancellationToken.None);
+        Assert.False(summary.Cancelled);
+        foreach (var file in new[] { "config.json", "metrics.jsonl", "metrics.csv", "curves.png", "eval_before.json", "eval_after.json", "summary.json", "samples/step-000001.png", "samples/eval-before.png", "checkpoints/latest" })
+            Assert.True(File.Exists(Path.Combine(run, file)), file);
+        Assert.Single(Directory.GetFiles(Path.Combine(run, "tensorboard"), "events.out.tfevents.*"));
+        Assert.Equal("step-000002", File.ReadAllText(Path.Combine(run, "checkpoints", "latest")));
+        Assert.True(summary.Before!.ContainsKey("bin/even/mean_score"));
+        var again = await Assert.ThrowsAsync<InvalidDataException>(() => TrainingRun.RunAsync(Request(o, run), CancellationToken.None));
+        Assert.Contains("already holds a run", again.Message);
+    }
+
+    [Fact]
+    public async Task CorruptCheckpointIsRefusedWithOneClearMessage()
+    {
+        var o = Options(x => { x.Steps = 1; x.Evaluate = false; });
+        var run = Path.Combine(_dir, "corrupt");
+        await TrainingRun.RunAsync(Request(o, run), CancellationToken.None);
+        File.WriteAllText(Path.Combine(run, "checkpoints", "step-000001", "trainer.json"), "{ not json");
+        var ex = await Assert.ThrowsAsync<InvalidDataException>(() => TrainingRun.RunAsync(Request(Options(x => { x.Steps = 2; x.Evaluate = false; }), run, resume: true), CancellationToken.None));
+        Assert.Contains("trainer.json is corrupt", ex.Message);
+        var none = await Assert.ThrowsAsync<InvalidDataException>(() => TrainingRun.RunAsync(Request(o, Path.Combine(_dir, "empty"), resume: true), CancellationToken.None));
+        Assert.Contains("no checkpoint", none.Message);
+    }
+
+    [Fact]
+    public async Task MemoryStaysFlatOverManySteps()
+    {
+        var o = Options(x => { x.Steps = 40; x.KlBeta = 0.01; });
+        using var policy = new TinyNextScalePolicy(seed: 5);
+        using var trainer = Trainer(o, policy);
+        for (int i = 0; i < 5; i++) await trainer.StepAsync();
+        long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 30; i++) await trainer.StepAsync();
+        long after = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        Assert.True(after - before <= 0, $"live tensors grew from {before} to {after} over 30 steps");
+    }
+
+    private TrainingRunRequest Request(TrainerOptions o, string dir, bool resume = false, Action<StepResult>? onStep = null) => new()
+    {
+        Options = o,
+        OutDir = dir,
+        Resume = resume,
+        PolicyProvider = new TinyPolicyProvider(seed: 9),
+        ResolveReward = _ => Brightness(),
+        Logger = NullLogger.Instance,
+        OnStep = onStep,
+    };
+
+    private static List<Dictionary<string, double>> Metrics(string run) =>
+        File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))
+            .Select(l => System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, double>>(l, new System.Text.Json.JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals })!)
+            .ToList();
+}
