@@ -16,8 +16,10 @@ internal static class Cli
     /// <summary>Built-in command paths; everything else may be a plugin command.</summary>
     private static readonly string[][] BuiltIn = [["plugins"], ["score"], ["sample"], ["train"], ["eval"], ["ablate"], ["bench", "train"]];
 
-    public static bool IsBuiltIn(string[] args) =>
-        BuiltIn.Any(path => path.Length <= args.Length && args.Take(path.Length).SequenceEqual(path, StringComparer.Ordinal));
+    /// <summary>Length of the longest built-in command path that prefixes <paramref name="args"/> (0 when none).</summary>
+    public static int BuiltInMatchLength(string[] args) =>
+        BuiltIn.Where(path => path.Length <= args.Length && args.Take(path.Length).SequenceEqual(path, StringComparer.Ordinal))
+            .Select(path => path.Length).DefaultIfEmpty(0).Max();
 
     /// <summary>The plugin command with the longest path that prefixes <paramref name="args"/>.</summary>
     public static INextFlowRLCommand? FindPluginCommand(IEnumerable<INextFlowRLCommand> commands, string[] args) =>

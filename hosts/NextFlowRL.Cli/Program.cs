@@ -28,16 +28,22 @@ Console.CancelKeyPress += (_, e) =>
 return await Cli.GuardAsync(globals.Verbose, async () =>
 {
     // Plugin commands (e.g. "bench ocr", "pretrain tokenizer") are routed before parsing: they parse their own options.
-    if (rest.Length > 0 && !rest[0].StartsWith('-') && !Cli.IsBuiltIn(rest))
+    // A plugin command wins over a built-in one when its path is longer ("eval var-ocr" vs "eval").
+    if (rest.Length > 0 && !rest[0].StartsWith('-'))
     {
         var command = Cli.FindPluginCommand(context.Host.Commands, rest);
-        if (command is not null)
+        if (command is not null && command.Path.Count > Cli.BuiltInMatchLength(rest))
             return await command.InvokeAsync(rest[command.Path.Count..], cancellation.Token);
     }
 
     var root = new RootCommand("nextflow-rl: reinforcement learning for visual autoregressive image generators.\n\n" + GlobalOptions.Help);
     root.Subcommands.Add(PluginsCommand.Create(context));
     root.Subcommands.Add(ScoreCommand.Create(context));
+    root.Subcommands.Add(SampleCommand.Create(context));
+    root.Subcommands.Add(TrainCommand.Create(context));
+    root.Subcommands.Add(EvalCommand.Create(context));
+    root.Subcommands.Add(AblateCommand.Create(context));
+    root.Subcommands.Add(new Command("bench", "Benchmarks (plugins add more, e.g. bench ocr, bench policy).") { BenchTrainCommand.Create(context) });
     Cli.AddPluginCommandsForHelp(root, context, rest);
 
     var parsed = root.Parse(rest);

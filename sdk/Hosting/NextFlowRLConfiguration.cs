@@ -36,7 +36,10 @@ public static class NextFlowRLConfiguration
             AddJson(builder, Path.GetFullPath(configFile), optional: false);
         }
         builder.AddEnvironmentVariables(EnvironmentPrefix);
-        builder.AddInMemoryCollection(ParseSettings(settings ?? []));
+        // A key given twice: the later --set wins, as with every other configuration layer.
+        var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in ParseSettings(settings ?? [])) overrides[key] = value;
+        builder.AddInMemoryCollection(overrides);
         try
         {
             return builder.Build();

@@ -215,8 +215,15 @@ public sealed class TrainerOptions
     /// <summary>Evaluate held-out prompts before and after training.</summary>
     public bool Evaluate { get; set; } = true;
 
+    /// <summary>Also evaluate before training (when <see cref="Evaluate"/> is on); ablations evaluate the base model once.</summary>
+    public bool EvaluateBefore { get; set; } = true;
+
     /// <summary>Torch intra-op threads (0 = leave the default).</summary>
     public int Threads { get; set; }
+
+    /// <summary>A deep copy.</summary>
+    public TrainerOptions Clone() =>
+        System.Text.Json.JsonSerializer.Deserialize<TrainerOptions>(System.Text.Json.JsonSerializer.Serialize(this))!;
 
     /// <summary>Every problem with these options (empty when valid).</summary>
     public IReadOnlyList<string> Validate()

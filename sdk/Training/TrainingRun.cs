@@ -103,7 +103,7 @@ public static class TrainingRun
 
             var sampling = new SamplingOptions { Seed = Seeds.Mix(o.Seed, 0xE7A1), CfgScale = o.Rollout.CfgScale, TopK = o.Rollout.TopK, TopP = o.Rollout.TopP, Temperature = o.Rollout.Temperature };
             IReadOnlyDictionary<string, double>? before = ReadEval(folder, "eval_before.json");
-            if (evalPrompts is not null && before is null)
+            if (evalPrompts is not null && before is null && o.EvaluateBefore)
             {
                 request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts before training");
                 before = await EvaluateAsync(folder, "before", policy, rewards.Rewards[0].Model, evalPrompts, sampling, ct);

@@ -176,6 +176,8 @@ public sealed class HostingTests : IDisposable
             Assert.Equal("7", config["Rewards:ocr:Psm"]);
             var overridden = NextFlowRLConfiguration.Build(["Rewards:ocr:Workers=5"], extra, dir);
             Assert.Equal("5", overridden["Rewards:ocr:Workers"]);
+            var twice = NextFlowRLConfiguration.Build(["Rewards:ocr:Workers=5", "Rewards:ocr:Workers=6"], extra, dir);
+            Assert.Equal("6", twice["Rewards:ocr:Workers"]);
         }
         finally
         {

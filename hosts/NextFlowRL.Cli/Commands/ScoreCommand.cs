@@ -38,7 +38,7 @@ internal static class ScoreCommand
             var rows = await ScoreAsync(model, inputs, batch, ct);
             var results = rows.Select(r => r.Result).ToList();
             var outRows = rows.Select(r => r.Row).ToList();
-            var metrics = parse.GetValue(summary) ? Summarize(model, results) : null;
+            var metrics = parse.GetValue(summary) ? Training.RewardMetrics.Summarize(model, results) : null;
             Write(outRows, metrics, parse.GetValue(format) == "json");
             foreach (var failed in outRows.Where(r => r.Error is not null))
                 Console.Error.WriteLine($"nextflow-rl: error: {failed.Error}");
@@ -147,26 +147,6 @@ internal static class ScoreCommand
                 r.Regions, r.Error);
             return (row, r);
         }).ToList();
-    }
-
-    /// <summary>Count, failures, mean score and mean components, plus the reward's own set-level metrics.</summary>
-    public static IReadOnlyDictionary<string, double> Summarize(IRewardModel model, IReadOnlyList<RewardResult> results)
-    {
-        var valid = results.Where(r => r.IsValid).ToList();
-        var metrics = new SortedDictionary<string, double>(StringComparer.Ordinal)
-        {
-            ["count"] = results.Count,
-            ["failed"] = results.Count - valid.Count,
-            ["mean_score"] = valid.Count == 0 ? double.NaN : valid.Average(r => r.Score),
-        };
-        foreach (var key in valid.SelectMany(r => r.Components.Keys).Distinct())
-            metrics["mean_" + key] = valid.Where(r => r.Components.ContainsKey(key)).Average(r => r.Components[key]);
-        if (model is ISummarizingReward summarizing)
-        {
-            foreach (var (k, v) in summarizing.Summarize(results))
-                metrics[k] = v;
-        }
-        return metrics;
     }
 
     private static void Write(IReadOnlyList<Row> rows, IReadOnlyDictionary<string, double>? summary, bool json)

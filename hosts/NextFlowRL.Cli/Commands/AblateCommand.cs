@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using NextFlowRL.Imaging;
+using NextFlowRL.Training;
+
+namespace NextFlowRL.Cli.Commands;
+
+/// <summary>
+/// <c>nextflow-rl ablate [--steps N] [--seeds 1,2,3] [--out DIR] [--extra alpha=0.6 ...]</c>: vanilla GRPO, +PANW, +VMR,
+/// +MP and the full method (plus extra variants) with the same seeds and steps; writes ablation.md. Finished runs are
+/// reused and unfinished ones resumed, so an interrupted ablation continues where it stopped.
+/// </summary>
+internal static class AblateCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var steps = new Option<int?>("--steps") { Description = "Updates per run (overrides Train:Steps)." };
+        var seeds = new Option<string>("--seeds") { Description = "Comma-separated run seeds.", DefaultValueFactory = _ => "1,2,3" };
+        var outDir = new Option<string>("--out") { Description = "Ablation directory.", DefaultValueFactory = _ => Path.Combine("runs", "ablation") };
+        var extra = new Option<string[]>("--extra") { Description = "Extra variants of the full method: alpha=0.6, k=4, m=2, m=8x8, schedule=coarse (repeatable)." };
+        var only = new Option<string[]>("--only") { Description = "Run only the standard variants whose names contain one of these words (e.g. vanilla, full)." };
+        var command = new Command("ablate", "Compare vanilla GRPO, +PANW, +VMR, +MP and the full method at equal steps and seeds.") { steps, seeds, outDir, extra, only };
+        command.SetAction(async (parse, ct) =>
+        {
+            var baseOptions = TrainingConfig.Bind(context.Configuration);
+            if (parse.GetValue(steps) is { } n) baseOptions.Steps = n;
+            var seedList = ParseSeeds(parse.GetValue(seeds)!);
+            var variants = AblationVariant.Standard(baseOptions.Alpha > 0 ? baseOptions.Alpha : 0.7).ToList();
+            if (parse.GetValue(only) is { Length: > 0 } filters)
+                variants = variants.Where(v => filters.Any(f => v.Name.Contains(f, StringComparison.OrdinalIgnoreCase))).ToList();
+            try
+            {
+                variants.AddRange((parse.GetValue(extra) ?? []).Select(e => AblationVariant.Parse(e, baseOptions.Alpha)));
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliUsageException(e.Message);
+            }
+            if (variants.Count == 0) throw new CliUsageException("no variants selected");
+            TrainingConfig.EnsureValid(baseOptions);
+            var root = parse.GetValue(outDir)!;
+            var results = new List<(string, IReadOnlyList<IReadOnlyDictionary<string, double>>)>();
+            IReadOnlyDictionary<string, double>? baseModel = null;
+            int total = variants.Count * seedList.Count, index = 0;
+            foreach (var variant in variants)
+            {
+                var perSeed = new List<IReadOnlyDictionary<string, double>>();
+                foreach (var seed in seedList)
+                {
+                    index++;
+                    var options = baseOptions.Clone();
+                    variant.Apply(options);
+                    options.Seed = seed;
+                    options.EvaluateBefore = baseModel is null;
+                    TrainingConfig.EnsureValid(options);
+                    var dir = Path.Combine(root, Slug(variant.Name), $"seed-{seed}");
+                    Console.Error.WriteLine($"nextflow-rl: ablation run {index}/{total}: {variant.Name}, seed {seed} -> {dir}");
+                    var (before, after) = await RunOrReuseAsync(context, options, dir, ct);
+                    baseModel ??= before;
+                    if (after is not null) perSeed.Add(after);
+                }
+                results.Add((variant.Name, perSeed));
+            }
+            var table = AblationTable.Markdown(results, baseModel);
+            var md = $"# Ablation\n\n{baseOptions.Steps} steps per run, seeds {string.Join(", ", seedList)}, evaluated on {baseOptions.EvalPrompts} " +
+                     $"(limit {baseOptions.EvalLimit}). Command: `nextflow-rl {string.Join(" ", Environment.GetCommandLineArgs().Skip(1))}`\n\n{table}";
+            AtomicFile.WriteAllText(Path.Combine(root, "ablation.md"), md);
+            Console.Out.Write(table);
+            Console.Error.WriteLine($"nextflow-rl: wrote {Path.Combine(root, "ablation.md")}");
+            return Cli.Ok;
+        });
+        return command;
+    }
+
+    private static async Task<(IReadOnlyDictionary<string, double>? Before, IReadOnlyDictionary<string, double>? After)> RunOrReuseAsync(
+        CliContext context, TrainerOptions options, string dir, CancellationToken ct)
+    {
+        var summaryPath = Path.Combine(dir, "summary.json");
+        if (File.Exists(summaryPath))
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(summaryPath));
+            Console.Error.WriteLine("nextflow-rl: finished earlier, reusing its results");
+            return (Read(doc.RootElement, "before"), Read(doc.RootElement, "after"));
+        }
+        bool resume = File.Exists(Path.Combine(dir, "checkpoints", "latest"));
+        var summary = await TrainCommand.RunAsync(context, resume ? TrainCommand.LoadSaved(dir) : options, dir, resume, ct);
+        ct.ThrowIfCancellationRequested();
+        return (summary.Before, summary.After);
+    }
+
+    private static Dictionary<string, double>? Read(JsonElement root, string name) =>
+        root.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.Object
+            ? e.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.Number).ToDictionary(p => p.Name, p => p.Value.GetDouble())
+            : null;
+
+    private static List<long> ParseSeeds(string text)
+    {
+        var seeds = new List<long>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!long.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s))
+                throw new CliUsageException($"--seeds expects comma-separated integers, got '{text}'");
+            seeds.Add(s);
+        }
+        if (seeds.Count == 0) throw new CliUsageException("--seeds is empty");
+        return seeds;
+    }
+
+    private static string Slug(string name) =>
+        new string(name.ToLowerInvariant().Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray()).Trim('-').Replace("--", "-", StringComparison.Ordinal);
+}

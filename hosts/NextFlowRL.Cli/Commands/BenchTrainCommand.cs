@@ -1,0 +1,45 @@
+using System.CommandLine;
+using System.Globalization;
+using NextFlowRL.Training;
+
+namespace NextFlowRL.Cli.Commands;
+
+/// <summary>
+/// <c>nextflow-rl bench train [--steps N]</c>: time per phase, the update's achieved FLOP/s as a fraction of matmul FLOP/s
+/// measured in the same run, and memory at the start and end (flat memory = no growth over the steps).
+/// </summary>
+internal static class BenchTrainCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var steps = new Option<int>("--steps") { Description = "Training steps to time (the first is not counted).", DefaultValueFactory = _ => 6 };
+        var command = new Command("train", "Benchmark training steps: phase times, update FLOP/s vs matmul FLOP/s, memory.") { steps };
+        command.SetAction(async (parse, ct) =>
+        {
+            int n = parse.GetValue(steps);
+            if (n < 2) throw new CliUsageException($"--steps must be at least 2, got {n}");
+            var options = TrainingConfig.Bind(context.Configuration);
+            options.Evaluate = false;
+            TrainingConfig.EnsureValid(options);
+            var host = context.ValidatedHost();
+            var rewards = options.Rewards.Select(r => (r, host.GetReward(r.Name))).ToList();
+            using var policy = host.GetPolicyProvider(options.Policy).Load(options.Checkpoint);
+            var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("bench");
+            var progress = new ConsoleProgress("bench train", n, "steps");
+            var report = await TrainBenchmark.RunAsync(options, policy, rewards, n, logger, (_, _) => progress.Advance(), ct);
+            string F(double v, string format = "0.000") => v.ToString(format, CultureInfo.InvariantCulture);
+            Console.Out.WriteLine($"policy            {policy.Info.Model} ({policy.Info.Parameters:N0} parameters), {options.PromptsPerStep} prompts x G={options.GroupSize}, schedule {options.Vmr.Schedule}");
+            Console.Out.WriteLine($"steps timed       {report.Steps}");
+            Console.Out.WriteLine($"rollout s/step    {F(report.RolloutSeconds)}");
+            Console.Out.WriteLine($"reward s/step     {F(report.RewardSeconds)}");
+            Console.Out.WriteLine($"update s/step     {F(report.UpdateSeconds)}");
+            Console.Out.WriteLine($"update GFLOP/s    {F(report.UpdateFlopsPerSecond / 1e9, "0.00")} (estimated {F(report.UpdateFlops / 1e9, "0.00")} GFLOP per update)");
+            Console.Out.WriteLine($"matmul GFLOP/s    {F(report.MatmulFlopsPerSecond / 1e9, "0.00")} (512x512 float32, same process)");
+            Console.Out.WriteLine($"update / matmul   {F(report.Fraction)}");
+            Console.Out.WriteLine($"rss MB            {report.RssStartBytes / 1e6:0} -> {report.RssEndBytes / 1e6:0}");
+            Console.Out.WriteLine($"live tensors      {report.LiveTensorsStart} -> {report.LiveTensorsEnd}");
+            return Cli.Ok;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,123 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using NextFlowRL.Training;
+using Spectre.Console;
+
+namespace NextFlowRL.Cli.Commands;
+
+/// <summary>
+/// <c>nextflow-rl train [--steps N] [--out DIR] [--seed S] [--resume DIR]</c>: RL on the configured policy and rewards
+/// (defaults: the shipped tiny-text VAR with the ocr reward and the full method).
+/// </summary>
+internal static class TrainCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var steps = new Option<int?>("--steps") { Description = "Updates to run (overrides Train:Steps)." };
+        var outDir = new Option<string?>("--out") { Description = "Run directory (default runs/train-<time>)." };
+        var seed = new Option<long?>("--seed") { Description = "Run seed (overrides Train:Seed)." };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in DIR from its latest checkpoint (its saved configuration is used)." };
+        var command = new Command("train", "Train a policy with GRPO + VMR + PANW + Mask Propagation.") { steps, outDir, seed, resume };
+        command.SetAction(async (parse, ct) =>
+        {
+            var resumeDir = parse.GetValue(resume);
+            TrainerOptions options;
+            string dir;
+            if (resumeDir is not null)
+            {
+                if (parse.GetValue(outDir) is not null || parse.GetValue(seed) is not null)
+                    throw new CliUsageException("--resume continues a run with its saved configuration: --out and --seed cannot change");
+                dir = resumeDir;
+                options = LoadSaved(dir);
+            }
+            else
+            {
+                options = TrainingConfig.Bind(context.Configuration);
+                if (parse.GetValue(seed) is { } s) options.Seed = s;
+                dir = parse.GetValue(outDir) ?? Path.Combine("runs", "train-" + DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+            }
+            if (parse.GetValue(steps) is { } n) options.Steps = n;
+            TrainingConfig.EnsureValid(options);
+            var summary = await RunAsync(context, options, dir, resumeDir is not null, ct);
+            return summary.Cancelled ? Cli.Cancelled : Cli.Ok;
+        });
+        return command;
+    }
+
+    public static TrainerOptions LoadSaved(string dir)
+    {
+        var path = Path.Combine(dir, "config.json");
+        if (!File.Exists(path)) throw new CliUsageException($"'{dir}' is not a run directory (no config.json)");
+        try
+        {
+            return JsonSerializer.Deserialize<TrainerOptions>(File.ReadAllText(path), SavedJson)
+                ?? throw new InvalidDataException($"{path} is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path} is not a valid run configuration ({e.Message})");
+        }
+    }
+
+    private static readonly JsonSerializerOptions SavedJson = new()
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
+    /// <summary>Runs training with a progress line and prints the before/after evaluation.</summary>
+    public static async Task<TrainingSummary> RunAsync(CliContext context, TrainerOptions options, string dir, bool resume, CancellationToken ct)
+    {
+        var host = context.ValidatedHost();
+        var provider = host.GetPolicyProvider(options.Policy);
+        foreach (var r in options.Rewards) host.GetReward(r.Name); // unknown names fail before any work
+        var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("train");
+        ConsoleProgress? progress = null;
+        var request = new TrainingRunRequest
+        {
+            Options = options,
+            OutDir = dir,
+            Resume = resume,
+            PolicyProvider = provider,
+            ResolveReward = host.GetReward,
+            Logger = logger,
+            OnStatus = s => Console.Error.WriteLine($"nextflow-rl: {s}"),
+            OnStep = r =>
+            {
+                progress ??= new ConsoleProgress("train", options.Steps - r.Step, "steps");
+                progress.Advance(1, Detail(r));
+            },
+        };
+        Console.Error.WriteLine($"nextflow-rl: run directory {Path.GetFullPath(dir)}");
+        var summary = await TrainingRun.RunAsync(request, ct);
+        if (summary.Cancelled)
+        {
+            Console.Error.WriteLine($"nextflow-rl: stopped after step {summary.CompletedSteps}; checkpoint written. Continue with: nextflow-rl train --resume {dir}");
+            return summary;
+        }
+        PrintEval(summary);
+        Console.Error.WriteLine($"nextflow-rl: done: {summary.CompletedSteps} steps in {ConsoleProgress.Format(summary.Elapsed)}; see {Path.Combine(dir, "curves.png")} and {Path.Combine(dir, "metrics.csv")}");
+        return summary;
+    }
+
+    private static string Detail(StepResult r)
+    {
+        var m = r.Metrics;
+        string F(string key, string label) => m.TryGetValue(key, out var v) && double.IsFinite(v) ? $" {label}={v.ToString("0.000", CultureInfo.InvariantCulture)}" : "";
+        var acc = m.Keys.FirstOrDefault(k => k.EndsWith("/word_acc", StringComparison.Ordinal));
+        return $"{r.Kind.ToString().ToLowerInvariant()}{F("reward_mean", "R")}{(acc is null ? "" : F(acc, "acc"))}{F("kl", "kl")}";
+    }
+
+    private static void PrintEval(TrainingSummary summary)
+    {
+        if (summary.Before is null || summary.After is null) return;
+        var table = new Table().AddColumns("held-out metric", "before", "after", "change");
+        foreach (var key in summary.Before.Keys.Where(k => !k.StartsWith("bin/", StringComparison.Ordinal) && summary.After.ContainsKey(k)))
+        {
+            double b = summary.Before[key], a = summary.After[key];
+            table.AddRow(Markup.Escape(key), b.ToString("0.0000", CultureInfo.InvariantCulture), a.ToString("0.0000", CultureInfo.InvariantCulture),
+                (a - b).ToString("+0.0000;-0.0000;0", CultureInfo.InvariantCulture));
+        }
+        AnsiConsole.Write(table);
+    }
+}

@@ -1,0 +1,38 @@
+using NextFlowRL.Training;
+
+namespace NextFlowRL.Cli.Commands;
+
+/// <summary>Reads <see cref="TrainerOptions"/> from configuration section <c>Train</c> and expands path tokens.</summary>
+internal static class TrainingConfig
+{
+    /// <summary>Token in configured paths that stands for the directory of the nextflow-rl executable.</summary>
+    public const string AppBaseToken = "$(AppBase)";
+
+    public static TrainerOptions Bind(IConfiguration configuration)
+    {
+        var options = new TrainerOptions();
+        try
+        {
+            configuration.GetSection(TrainerOptions.Section).Bind(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new Hosting.ConfigurationException($"configuration section Train: {e.Message}", e);
+        }
+        options.TrainPrompts = Expand(options.TrainPrompts);
+        options.EvalPrompts = Expand(options.EvalPrompts);
+        options.Checkpoint = Expand(options.Checkpoint);
+        return options;
+    }
+
+    public static string? Expand(string? path) =>
+        string.IsNullOrWhiteSpace(path) ? null : Path.GetFullPath(path.Replace(AppBaseToken, AppContext.BaseDirectory.TrimEnd('/', '\\'), StringComparison.Ordinal));
+
+    /// <summary>Throws with every problem listed when the options are invalid.</summary>
+    public static void EnsureValid(TrainerOptions options)
+    {
+        var errors = options.Validate();
+        if (errors.Count > 0)
+            throw new Hosting.ConfigurationException($"invalid training configuration ({errors.Count} problem{(errors.Count == 1 ? "" : "s")}):\n  " + string.Join("\n  ", errors));
+    }
+}

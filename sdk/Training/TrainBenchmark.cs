@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using NextFlowRL.Policies;
+using NextFlowRL.Rewards;
+using static TorchSharp.torch;
+
+namespace NextFlowRL.Training;
+
+/// <summary>What <see cref="TrainBenchmark"/> measured.</summary>
+public sealed record TrainBenchmarkReport(
+    int Steps,
+    double RolloutSeconds,
+    double RewardSeconds,
+    double UpdateSeconds,
+    double UpdateFlops,
+    double MatmulFlopsPerSecond,
+    long RssStartBytes,
+    long RssEndBytes,
+    long LiveTensorsStart,
+    long LiveTensorsEnd)
+{
+    /// <summary>Achieved FLOP/s of the update phase (estimated FLOPs / measured time).</summary>
+    public double UpdateFlopsPerSecond => UpdateFlops / Math.Max(UpdateSeconds, 1e-12);
+
+    /// <summary>The update's achieved FLOP/s as a fraction of the machine's matmul FLOP/s measured in the same run.</summary>
+    public double Fraction => UpdateFlopsPerSecond / Math.Max(MatmulFlopsPerSecond, 1e-12);
+}
+
+/// <summary>
+/// Times the phases of training steps and relates the update's throughput to the machine's dense matmul throughput,
+/// measured in the same process. Update FLOPs are estimated as <c>2 * params * tokens</c> per forward pass and
+/// <c>6 * params * tokens</c> per forward + backward pass (the usual dense-transformer estimate): the update runs one
+/// no-grad pass for the old log-probs, one for the reference (when beta &gt; 0) and one forward + backward per inner epoch.
+/// </summary>
+public static class TrainBenchmark
+{
+    /// <summary>Dense float32 matmul throughput (FLOP/s) on square matrices of side <paramref name="n"/>.</summary>
+    public static double MeasureMatmul(int n = 512, int repeats = 20)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(n, n);
+        var b = randn(n, n);
+        matmul(a, b).Dispose(); // warm-up
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < repeats; i++) matmul(a, b).Dispose();
+        return 2.0 * n * n * n * repeats / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Runs <paramref name="steps"/> training steps (no checkpoints) and reports phase times, FLOP/s and memory.</summary>
+    public static async Task<TrainBenchmarkReport> RunAsync(TrainerOptions options, INextScalePolicy policy, IReadOnlyList<(RewardSpec, IRewardModel)> rewards,
+        int steps, ILogger logger, Action<int, StepResult>? onStep = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(policy);
+        var o = options.Clone();
+        o.Steps = Math.Max(o.Steps, steps);
+        using var reference = o.KlBeta > 0 ? policy.CreateFrozenCopy() : null;
+        using var trainer = new GrpoTrainer(o, policy, reference, new RewardEnsemble(rewards, logger), PromptSet.Load(o.TrainPrompts!), logger);
+        double matmulFlops = MeasureMatmul();
+        long parameters = policy.TrainableParameters().Sum(p => p.numel());
+        double rollout = 0, reward = 0, update = 0, flops = 0;
+        long rssStart = 0, liveStart = 0;
+        for (int i = 0; i < steps; i++)
+        {
+            var r = await trainer.StepAsync(ct);
+            if (i == Math.Min(2, steps - 1))
+            {
+                GC.Collect();
+                rssStart = Process.GetCurrentProcess().WorkingSet64;
+                liveStart = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+            if (i == 0 && steps > 1)
+            {
+                onStep?.Invoke(i, r);
+                continue; // the first step includes one-time costs
+            }
+            rollout += r.Metrics["time_rollout"];
+            reward += r.Metrics["time_reward"];
+            update += r.Metrics["time_update"];
+            double tokens = Tokens(policy.Schedule, r, o);
+            double passes = 2 * (1 + (o.KlBeta > 0 ? 1 : 0)) + 6 * o.InnerEpochs;
+            flops += passes * parameters * tokens;
+            onStep?.Invoke(i, r);
+        }
+        GC.Collect();
+        int measured = steps > 1 ? steps - 1 : steps;
+        return new TrainBenchmarkReport(measured, rollout / measured, reward / measured, update / measured, flops / measured,
+            matmulFlops, rssStart, Process.GetCurrentProcess().WorkingSet64, liveStart, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    /// <summary>Token positions the update's passes process in one step (rows x tokens of the updated scales).</summary>
+    private static double Tokens(ScaleSchedule schedule, StepResult r, TrainerOptions o)
+    {
+        int G = o.GroupSize, P = o.PromptsPerStep, K = o.Vmr.Schedule == AlternationSchedule.Joint ? 1 : o.Vmr.Continuations;
+        int split = o.Vmr.Schedule == AlternationSchedule.Joint ? 0 : Alternation.ResolveSplit(o.Vmr, schedule);
+        return r.Kind switch
+        {
+            UpdateKind.Prefix => (double)P * G * schedule.Take(split).Sum(s => s.Tokens),
+            UpdateKind.Suffix => (double)P * G * K * schedule.TotalTokens, // teacher forcing of the suffix runs over the whole sequence
+            _ => (double)P * G * schedule.TotalTokens,
+        };
+    }
+}

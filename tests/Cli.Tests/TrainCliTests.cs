@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Text.Json;
+using NextFlowRL.Testing;
+using Xunit;
+
+namespace NextFlowRL.Cli.Tests;
+
+/// <summary>
+/// <c>train</c>, <c>train --resume</c>, <c>sample</c> and <c>eval</c> as real processes, on a tiny real policy plugin
+/// (built from TestKit's TinyNextScalePolicy) and the bundled brightness reward.
+/// </summary>
+public sealed class TrainCliTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "nextflow-train-cli", Guid.NewGuid().ToString("N")[..10]);
+    private readonly string _plugins;
+    private readonly string _prompts;
+
+    public TrainCliTests()
+    {
+        _plugins = Path.Combine(_dir, "plugins");
+        var folder = Path.Combine(_plugins, "Fixture.TinyPolicy");
+        PluginCompiler.Compile("Fixture.TinyPolicy", Path.Combine(folder, "Fixture.TinyPolicy.dll"), ["""
+            using NextFlowRL.Plugins;
+            using NextFlowRL.Policies;
+            using NextFlowRL.Testing;
+            namespace Fixture.TinyPolicy;
+            public sealed class TinyPolicyPlugin : INextFlowRLPlugin
+            {
+                public void Register(INextFlowRLBuilder builder) => builder.AddPolicy("tiny", "tiny test policy", (_, _) => new TinyPolicyProvider(3));
+            }
+            """]);
+        File.Copy(typeof(TinyNextScalePolicy).Assembly.Location, Path.Combine(folder, "NextFlowRL.TestKit.dll"));
+        _prompts = Path.Combine(_dir, "prompts.jsonl");
+        File.WriteAllLines(_prompts, Enumerable.Range(0, 4).Select(i => $$"""{"prompt": "square {{i}}", "bin": "b{{i % 2}}"}"""));
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    private string[] Common() =>
+    [
+        "--plugins-dir", _plugins,
+        "--set", "Train:Policy=tiny",
+        "--set", "Train:Rewards:0:Name=brightness",
+        "--set", $"Train:TrainPrompts={_prompts}",
+        "--set", $"Train:EvalPrompts={_prompts}",
+        "--set", "Train:PromptsPerStep=2",
+        "--set", "Train:GroupSize=4",
+        "--set", "Train:Vmr:SplitScale=1",
+        "--set", "Train:CheckpointEvery=1",
+        "--set", "Train:LearningRate=0.01",
+    ];
+
+    [Fact]
+    public async Task TrainThenResume()
+    {
+        var run = Path.Combine(_dir, "run");
+        var first = await CliRunner.RunAsync(["train", "--steps", "2", "--out", run, .. Common()], TimeSpan.FromMinutes(3));
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Contains("held-out metric", first.Stdout);
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length);
+
+        var resumed = await CliRunner.RunAsync(["train", "--resume", run, "--steps", "3", "--plugins-dir", _plugins], TimeSpan.FromMinutes(3));
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        Assert.Contains("resuming from", resumed.Stderr);
+        var lines = File.ReadAllLines(Path.Combine(run, "metrics.jsonl"));
+        Assert.Equal(3, lines.Length);
+        Assert.Equal(3, JsonDocument.Parse(lines[2]).RootElement.GetProperty("step").GetDouble());
+        Assert.Equal("step-000003", File.ReadAllText(Path.Combine(run, "checkpoints", "latest")));
+    }
+
+    [Fact]
+    public async Task CtrlCWritesACheckpointAndTheRunResumes()
+    {
+        var run = Path.Combine(_dir, "interrupted");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in (string[])["exec", Repo.CliDll, "train", "--steps", "500", "--out", run, "--set", "Train:Evaluate=false", "--set", "Train:CheckpointEvery=0", .. Common()])
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var metrics = Path.Combine(run, "metrics.jsonl");
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (DateTime.UtcNow < deadline && (!File.Exists(metrics) || File.ReadAllLines(metrics).Length < 2)) await Task.Delay(100);
+        Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        var err = await stderr;
+        Assert.True(process.ExitCode == 130, err);
+        Assert.Contains("train --resume", err);
+        var latest = File.ReadAllText(Path.Combine(run, "checkpoints", "latest"));
+        int saved = int.Parse(latest["step-".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(saved >= 2);
+        Assert.Equal(saved, File.ReadAllLines(metrics).Length);
+    }
+
+    [Fact]
+    public async Task InvalidTrainingConfigurationListsEveryProblem()
+    {
+        var result = await CliRunner.RunAsync(["train", "--out", Path.Combine(_dir, "bad"), .. Common(), "--set", "Train:GroupSize=1", "--set", "Train:ClipEpsilon=3", "--steps", "0"]);
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Contains("3 problems", result.Stderr);
+        foreach (var key in new[] { "GroupSize", "ClipEpsilon", "Steps" }) Assert.Contains(key, result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+    }
+
+    [Fact]
+    public async Task ResumeOfSomethingThatIsNotARunIsOneLine()
+    {
+        var result = await CliRunner.RunAsync("train", "--resume", _dir, "--plugins-dir", _plugins);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("is not a run directory", result.Stderr);
+    }
+
+    [Fact]
+    public async Task SampleWritesOnePngPerPromptInOrderAndIsDeterministic()
+    {
+        string[] Args(string dir) => ["sample", "--policy", "tiny", "--prompt", "first", "--prompt", "second", "--count", "2", "--seed", "7", "--out", dir, "--plugins-dir", _plugins];
+        var a = await CliRunner.RunAsync(Args(Path.Combine(_dir, "a")));
+        Assert.True(a.ExitCode == 0, a.ToString());
+        var b = await CliRunner.RunAsync(Args(Path.Combine(_dir, "b")));
+        Assert.True(b.ExitCode == 0, b.ToString());
+        var files = Directory.GetFiles(Path.Combine(_dir, "a")).Select(f => Path.GetFileName(f)).Order().ToArray();
+        Assert.Equal(["000.png", "001.png", "002.png", "003.png", "grid.png"], files);
+        foreach (var f in files)
+            Assert.Equal(File.ReadAllBytes(Path.Combine(_dir, "a", f!)), File.ReadAllBytes(Path.Combine(_dir, "b", f!)));
+    }
+
+    [Fact]
+    public async Task EvalPrintsSetMetricsPerBin()
+    {
+        var result = await CliRunner.RunAsync("eval", "--policy", "tiny", "--prompts", _prompts, "--reward", "brightness", "--format", "json", "--plugins-dir", _plugins);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using var doc = JsonDocument.Parse(result.Stdout);
+        Assert.Equal(4, doc.RootElement.GetProperty("count").GetDouble());
+        Assert.True(doc.RootElement.TryGetProperty("bin/b0/mean_score", out _));
+    }
+}
