@@ -27,7 +27,7 @@ public sealed class StepResult
 
 /// <summary>
 /// GRPO for next-scale policies with VMR (prefix/suffix updates around a soft middle value), PANW (per-scale weights)
-/// and Mask Propagation. One <see cref="StepAsync"/> = one sampling pass and one update; everything random derives
+/// and Mask Propagation. One <see cref="RunStep"/> = one sampling pass and one update; everything random derives
 /// from (seed, step), so a run resumed from a checkpoint continues exactly like an uninterrupted one.
 /// </summary>
 public sealed class GrpoTrainer : IDisposable
@@ -69,8 +69,11 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>The policy being trained.</summary>
     public INextScalePolicy Policy => _policy;
 
-    /// <summary>Runs one sampling pass and one update.</summary>
-    public async Task<StepResult> StepAsync(CancellationToken ct = default)
+    /// <summary>
+    /// Runs one sampling pass and one update. Synchronous on purpose: TorchSharp's dispose scopes are per thread, so all
+    /// tensor work of a step stays on the calling thread; reward calls run on the thread pool and are waited for.
+    /// </summary>
+    public StepResult RunStep(CancellationToken ct = default)
     {
         int s = Step;
         var kind = Alternation.KindAt(_o.Vmr, s, _o.Steps);
@@ -105,7 +108,7 @@ public sealed class GrpoTrainer : IDisposable
         // 2. Rewards.
         var rewardClock = Stopwatch.StartNew();
         var samples = images.Select((img, r) => new RewardSample(img, groupPrompts[r / K].Prompt, groupPrompts[r / K].Metadata)).ToList();
-        var scores = await _rewards.ScoreAsync(samples, ct);
+        var scores = Task.Run(() => _rewards.ScoreAsync(samples, ct), ct).GetAwaiter().GetResult();
         var promptGroups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G * K, G * K).ToList()).ToList();
         var R = _rewards.Combine(scores, _o.Aggregation, promptGroups, _o.AdvantageEpsilon);
         metrics["time_reward"] = rewardClock.Elapsed.TotalSeconds;

@@ -62,7 +62,7 @@ public static class TrainBenchmark
         long rssStart = 0, liveStart = 0;
         for (int i = 0; i < steps; i++)
         {
-            var r = await trainer.StepAsync(ct);
+            var r = trainer.RunStep(ct);
             if (i == Math.Min(2, steps - 1))
             {
                 GC.Collect();

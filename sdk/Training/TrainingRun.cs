@@ -115,7 +115,7 @@ public static class TrainingRun
             {
                 while (trainer.Step < o.Steps)
                 {
-                    var result = await trainer.StepAsync(ct);
+                    var result = trainer.RunStep(ct);
                     folder.AppendMetrics(result.Metrics);
                     int done = trainer.Step;
                     if (o.SampleEvery > 0 && (done % o.SampleEvery == 0 || done == 1))

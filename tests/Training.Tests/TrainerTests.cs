@@ -73,11 +73,11 @@ public sealed class TrainerTests : IDisposable
         var o = Options(x => { x.Vmr.Schedule = schedule; x.InnerEpochs = 2; });
         using var policy = new TinyNextScalePolicy(seed: 1);
         using var trainer = Trainer(o, policy);
-        var first = await trainer.StepAsync();
+        var first = trainer.RunStep();
         Assert.Equal(0.0, first.Metrics["ratio_first_max_dev"]);
         Assert.Equal(0.0, first.Metrics["kl"]);
         Assert.True(first.Metrics["grad_norm"] > 0);
-        var second = await trainer.StepAsync();
+        var second = trainer.RunStep();
         Assert.Equal(0.0, second.Metrics["ratio_first_max_dev"]); // old log-probs are recomputed every step
         Assert.True(second.Metrics["kl"] > 0, "the policy moved, so KL to the reference is positive");
     }
@@ -88,7 +88,7 @@ public sealed class TrainerTests : IDisposable
         var o = Options(x => x.KlBeta = 0);
         using var policy = new TinyNextScalePolicy(seed: 1);
         using var trainer = new GrpoTrainer(o, policy, null, new RewardEnsemble([(o.Rewards[0], Brightness())], NullLogger.Instance), PromptSet.Load(PromptsPath), NullLogger.Instance);
-        var result = await trainer.StepAsync();
+        var result = trainer.RunStep();
         Assert.Equal(0.0, result.Metrics["kl"]);
         Assert.Throws<ArgumentException>(() => new GrpoTrainer(Options(), policy, null, new RewardEnsemble([], NullLogger.Instance), PromptSet.Load(PromptsPath), NullLogger.Instance));
     }
@@ -100,7 +100,7 @@ public sealed class TrainerTests : IDisposable
         using var policy = new TinyNextScalePolicy(seed: 2);
         using var trainer = Trainer(o, policy);
         var kinds = new List<UpdateKind>();
-        for (int i = 0; i < 4; i++) kinds.Add((await trainer.StepAsync()).Kind);
+        for (int i = 0; i < 4; i++) kinds.Add((trainer.RunStep()).Kind);
         Assert.Equal([UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Suffix], kinds);
         Assert.Equal(1, trainer.Split);
     }
@@ -112,7 +112,7 @@ public sealed class TrainerTests : IDisposable
         using var policy = new TinyNextScalePolicy(seed: 4);
         using var trainer = Trainer(o, policy);
         var rewards = new List<double>();
-        for (int i = 0; i < o.Steps; i++) rewards.Add((await trainer.StepAsync()).Metrics["reward_mean"]);
+        for (int i = 0; i < o.Steps; i++) rewards.Add((trainer.RunStep()).Metrics["reward_mean"]);
         Assert.True(rewards.Skip(9).Average() > rewards.Take(3).Average() + 0.05, string.Join(", ", rewards.Select(r => r.ToString("0.000"))));
     }
 
@@ -177,9 +177,9 @@ public sealed class TrainerTests : IDisposable
         var o = Options(x => { x.Steps = 40; x.KlBeta = 0.01; });
         using var policy = new TinyNextScalePolicy(seed: 5);
         using var trainer = Trainer(o, policy);
-        for (int i = 0; i < 5; i++) await trainer.StepAsync();
+        for (int i = 0; i < 5; i++) trainer.RunStep();
         long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        for (int i = 0; i < 30; i++) await trainer.StepAsync();
+        for (int i = 0; i < 30; i++) trainer.RunStep();
         long after = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         Assert.True(after - before <= 0, $"live tensors grew from {before} to {after} over 30 steps");
     }
