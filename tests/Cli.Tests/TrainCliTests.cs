@@ -81,10 +81,22 @@ public sealed class TrainCliTests : IDisposable
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var metrics = Path.Combine(run, "metrics.jsonl");
-        var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (DateTime.UtcNow < deadline && (!File.Exists(metrics) || File.ReadAllLines(metrics).Length < 2)) await Task.Delay(100);
+        var deadline = DateTime.UtcNow.AddMinutes(4);
+        while (DateTime.UtcNow < deadline && !process.HasExited && (!File.Exists(metrics) || File.ReadAllLines(metrics).Length < 2)) await Task.Delay(100);
+        Assert.False(process.HasExited, "training ended before it was interrupted");
         Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        using (var exit = new CancellationTokenSource(TimeSpan.FromMinutes(3)))
+        {
+            try
+            {
+                await process.WaitForExitAsync(exit.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                Assert.Fail("nextflow-rl did not stop within 3 minutes of SIGINT:\n" + await stderr);
+            }
+        }
         var err = await stderr;
         Assert.True(process.ExitCode == 130, err);
         Assert.Contains("train --resume", err);

@@ -1,0 +1,81 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using NextFlowRL.Plugins;
+using NextFlowRL.Rewards.Ocr.Bench;
+using Xunit;
+
+namespace NextFlowRL.Rewards.Ocr.Tests;
+
+public class PluginTests
+{
+    [Fact]
+    public void EntryRegistersBothRewardsAndTheBenchCommand()
+    {
+        var builder = TestBuilder.With(("Rewards:ocr:Workers", "1"), ("Rewards:ocr-edit:MinConfidence", "0.3"));
+        new OcrPlugin().Register(builder);
+        Assert.Equal(["ocr", "ocr-edit"], builder.Components.Select(c => c.Name));
+        Assert.All(builder.Components, c => Assert.Equal(ComponentKind.Reward, c.Kind));
+        using var sp = builder.Services.BuildServiceProvider();
+        var ocr = Assert.IsType<OcrReward>(sp.GetRequiredKeyedService<IRewardModel>("ocr"));
+        var edit = Assert.IsType<OcrReward>(sp.GetRequiredKeyedService<IRewardModel>("ocr-edit"));
+        Assert.IsAssignableFrom<ISummarizingReward>(ocr);
+        Assert.Equal(OcrRewardFormula.Paper, ocr.Options.Formula);
+        Assert.Equal(1, ocr.Workers);
+        Assert.Equal(OcrRewardFormula.Edit, edit.Options.Formula);
+        Assert.Equal(0.3, edit.Options.MinConfidence);
+        var command = Assert.Single(sp.GetServices<INextFlowRLCommand>());
+        Assert.Equal(["bench", "ocr"], command.Path);
+    }
+
+    [Fact]
+    public void InvalidOrMissingSettingsAreListedAtStart()
+    {
+        var builder = TestBuilder.With(("Rewards:ocr:TessdataPath", "/nowhere/tessdata"), ("Rewards:ocr:Workers", "-1"));
+        new OcrPlugin().Register(builder);
+        using var sp = builder.Services.BuildServiceProvider();
+        var e = Assert.Throws<OptionsValidationException>(() => sp.GetRequiredService<IOptionsMonitor<OcrRewardOptions>>().Get("ocr"));
+        var all = string.Join(" | ", e.Failures);
+        Assert.Contains("/nowhere/tessdata/eng.traineddata", all);
+        Assert.Contains("Workers", all);
+        Assert.NotNull(sp.GetRequiredService<IOptionsMonitor<OcrRewardOptions>>().Get("ocr-edit"));
+    }
+}
+
+public class BenchTests
+{
+    [Fact]
+    public void ArgumentsParseAndBadOnesAreRejected()
+    {
+        Assert.True(OcrBenchCommand.TryParse(["--images", "8", "--workers", "2", "--repeat", "1", "--size", "64"], out var s, out _));
+        Assert.Equal(new OcrBenchmarkSettings(8, 64, 2, 1), s);
+        Assert.False(OcrBenchCommand.TryParse(["--images"], out _, out var e1));
+        Assert.Contains("--images", e1);
+        Assert.False(OcrBenchCommand.TryParse(["--size", "4"], out _, out var e2));
+        Assert.Contains("between 16 and 4096", e2);
+        Assert.False(OcrBenchCommand.TryParse(["--fast"], out _, out var e3));
+        Assert.Contains("unknown argument '--fast'", e3);
+    }
+
+    [Fact]
+    public async Task CommandReturnsTwoOnBadArgumentsAndZeroOnHelp()
+    {
+        var command = new OcrBenchCommand();
+        Assert.Equal(2, await command.InvokeAsync(["--images", "x"], CancellationToken.None));
+        Assert.Equal(0, await command.InvokeAsync(["--help"], CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task BenchmarkMeasuresBothPathsOnImagesItReads()
+    {
+        var r = await OcrBenchmark.RunAsync(new OcrBenchmarkSettings(Images: 6, Workers: 2, Repeat: 1));
+        Assert.Equal(1, r.WordAccuracy);
+        Assert.True(r.RawImagesPerSecond > 0 && r.PluginImagesPerSecond > 0);
+        Assert.Equal(r.PluginImagesPerSecond / (2 * r.RawImagesPerSecond), r.Ratio, 12);
+        // CPU time is process-wide and other test classes run meanwhile: only check it was measured.
+        Assert.True(double.IsFinite(r.CpuEfficiency) && r.CpuEfficiency > 0, $"cpu efficiency {r.CpuEfficiency}");
+        var text = OcrBenchCommand.Format(r);
+        Assert.Contains("raw single engine:", text);
+        Assert.Contains("ratio plugin / (workers x raw):", text);
+        Assert.Contains("cpu efficiency", text);
+    }
+}
