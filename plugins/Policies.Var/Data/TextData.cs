@@ -1,0 +1,245 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using NextFlowRL.Imaging;
+
+namespace NextFlowRL.Policies.Var.Data;
+
+/// <summary>
+/// Deterministic word lists: pronounceable upper-case pseudo-words of 3-6 letters, split into a training vocabulary and
+/// a disjoint held-out list. The same seed always gives the same lists.
+/// </summary>
+public sealed class WordLists
+{
+    private static readonly string[] Onsets = ["B", "C", "D", "F", "G", "H", "K", "L", "M", "N", "P", "R", "S", "T", "V", "W", "Z", "BR", "CR", "DR", "GR", "PR", "TR", "ST", "SP", "SL", "CL", "FL", "PL", "SH", "CH", "TH"];
+    private static readonly string[] Vowels = ["A", "E", "I", "O", "U", "A", "E", "O", "AI", "OU", "EE", "OO"];
+    private static readonly string[] Codas = ["", "", "", "N", "R", "S", "T", "L", "M", "K", "X", "D", "P", "NT", "ST", "RK"];
+
+    private WordLists(IReadOnlyList<string> train, IReadOnlyList<string> heldOut)
+    {
+        Train = train;
+        HeldOut = heldOut;
+    }
+
+    /// <summary>The training vocabulary.</summary>
+    public IReadOnlyList<string> Train { get; }
+
+    /// <summary>Words never used in training (for held-out evaluation).</summary>
+    public IReadOnlyList<string> HeldOut { get; }
+
+    /// <summary>Default lists: 4000 training words and 600 held-out words from seed 1234.</summary>
+    public static WordLists Default { get; } = Create(4000, 600, 1234);
+
+    /// <summary>Generates <paramref name="train"/> + <paramref name="heldOut"/> distinct words from <paramref name="seed"/>.</summary>
+    public static WordLists Create(int train, int heldOut, int seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(train, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(heldOut, 1);
+        var rng = new Random(seed);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var words = new List<string>();
+        int attempts = 0;
+        while (words.Count < train + heldOut)
+        {
+            if (++attempts > 1_000_000) throw new InvalidOperationException("Could not generate enough distinct words.");
+            var sb = new StringBuilder();
+            int syllables = rng.Next(1, 3);
+            for (int s = 0; s < syllables; s++)
+            {
+                sb.Append(Onsets[rng.Next(Onsets.Length)]);
+                sb.Append(Vowels[rng.Next(Vowels.Length)]);
+                sb.Append(Codas[rng.Next(Codas.Length)]);
+            }
+            var w = sb.ToString();
+            if (w.Length < 3 || w.Length > 6) continue;
+            if (seen.Add(w)) words.Add(w);
+        }
+        return new WordLists(words.Take(train).ToArray(), words.Skip(train).ToArray());
+    }
+}
+
+/// <summary>One synthetic example: the prompt, its target words and (when rendered) the image.</summary>
+/// <param name="Prompt">CVTG-style prompt; the words to render are in single quotes.</param>
+/// <param name="Words">The quoted words, in order (one per text region).</param>
+/// <param name="Font">Embedded font name used for rendering.</param>
+/// <param name="Background">Background colour.</param>
+/// <param name="Foreground">Text colour.</param>
+/// <param name="Jitter">Layout jitter seed.</param>
+public sealed record TextExample(string Prompt, IReadOnlyList<string> Words, string Font, (byte R, byte G, byte B) Background, (byte R, byte G, byte B) Foreground, int Jitter);
+
+/// <summary>A line of an evaluation or training prompt file (JSONL).</summary>
+/// <param name="Prompt">The prompt text.</param>
+/// <param name="TargetWords">The quoted words (upper case as rendered; compare case-insensitively).</param>
+/// <param name="Bin">Evaluation bin, e.g. <c>1region-seen</c>, <c>2region-heldout</c>; <c>train</c> in training files.</param>
+public sealed record PromptRecord(
+    [property: JsonPropertyName("prompt")] string Prompt,
+    [property: JsonPropertyName("target_words")] IReadOnlyList<string> TargetWords,
+    [property: JsonPropertyName("bin")] string Bin);
+
+/// <summary>
+/// The synthetic text-rendering task: CVTG-style prompts with 1-2 quoted words, rendered with SkiaSharp in several
+/// fonts, colours and backgrounds. Everything is a pure function of the seed.
+/// </summary>
+public static class TextDataset
+{
+    /// <summary>Sentence templates; <c>{0}</c>/<c>{1}</c> are replaced by quoted words.</summary>
+    public static readonly string[] OneWordTemplates =
+    [
+        "A sign that says '{0}'.",
+        "A poster with the word '{0}' in bold letters.",
+        "The word '{0}' written on a plain wall.",
+        "A shop banner reading '{0}'.",
+        "Minimal logo design showing the text '{0}'.",
+        "A label printed with '{0}' on it.",
+        "Close-up photo of a card with '{0}'.",
+        "'{0}' in large letters on a coloured background.",
+        "A street sign with the name '{0}'.",
+        "Book cover titled '{0}'.",
+        "A neon sign spelling '{0}' at night.",
+        "Handwritten note that reads '{0}'.",
+    ];
+
+    /// <summary>Two-region templates.</summary>
+    public static readonly string[] TwoWordTemplates =
+    [
+        "A sign that says '{0}' above '{1}'.",
+        "A poster with '{0}' at the top and '{1}' at the bottom.",
+        "Two lines of text: '{0}' and '{1}'.",
+        "A shop banner reading '{0}' with the subtitle '{1}'.",
+        "A label printed with '{0}' over '{1}'.",
+        "Book cover titled '{0}' by '{1}'.",
+        "A menu board showing '{0}' and '{1}'.",
+        "The words '{0}' and '{1}' on a plain wall.",
+        "A ticket with '{0}' and below it '{1}'.",
+        "Street signs pointing to '{0}' and '{1}'.",
+    ];
+
+    private static readonly (byte, byte, byte)[] LightColours = [(250, 250, 245), (235, 225, 200), (210, 230, 250), (255, 240, 210), (220, 245, 220), (240, 220, 230)];
+    private static readonly (byte, byte, byte)[] DarkColours = [(20, 20, 25), (30, 40, 90), (90, 20, 30), (20, 70, 40), (60, 40, 20), (50, 30, 70)];
+
+    /// <summary>Image side in pixels of the rendered examples.</summary>
+    public const int ImageSize = 64;
+
+    /// <summary>Extracts the single-quoted spans of a prompt (the words to render), in order.</summary>
+    public static IReadOnlyList<string> QuotedWords(string prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        var result = new List<string>();
+        int start = -1;
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            if (prompt[i] != '\'') continue;
+            // An apostrophe inside a word (letter on both sides) is not a quote.
+            bool inner = i > 0 && i + 1 < prompt.Length && char.IsLetter(prompt[i - 1]) && char.IsLetter(prompt[i + 1]);
+            if (inner) continue;
+            if (start < 0) start = i + 1;
+            else
+            {
+                var span = prompt[start..i].Trim();
+                if (span.Length > 0) result.AddRange(span.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+                start = -1;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Draws one example (prompt and style) from <paramref name="rng"/> with words from <paramref name="words"/>.</summary>
+    public static TextExample Draw(Random rng, IReadOnlyList<string> words, int? regions = null)
+    {
+        ArgumentNullException.ThrowIfNull(rng);
+        ArgumentNullException.ThrowIfNull(words);
+        int n = regions ?? (rng.NextDouble() < 0.5 ? 1 : 2);
+        if (n is < 1 or > 2) throw new ArgumentOutOfRangeException(nameof(regions), "1 or 2 regions.");
+        var chosen = new string[n];
+        for (int i = 0; i < n; i++) chosen[i] = words[rng.Next(words.Count)];
+        var template = n == 1 ? OneWordTemplates[rng.Next(OneWordTemplates.Length)] : TwoWordTemplates[rng.Next(TwoWordTemplates.Length)];
+        string prompt = string.Format(System.Globalization.CultureInfo.InvariantCulture, template, chosen.Cast<object>().ToArray());
+        var font = EmbeddedFonts.Names[rng.Next(EmbeddedFonts.Names.Count)];
+        bool darkOnLight = rng.NextDouble() < 0.7;
+        var bg = darkOnLight ? LightColours[rng.Next(LightColours.Length)] : DarkColours[rng.Next(DarkColours.Length)];
+        var fg = darkOnLight ? DarkColours[rng.Next(DarkColours.Length)] : LightColours[rng.Next(LightColours.Length)];
+        return new TextExample(prompt, chosen, font, bg, fg, rng.Next());
+    }
+
+    /// <summary>Renders an example as a 64x64 RGB image (deterministic).</summary>
+    public static RgbImage Render(TextExample example)
+    {
+        ArgumentNullException.ThrowIfNull(example);
+        var rng = new Random(example.Jitter);
+        int n = example.Words.Count;
+        var items = new List<TextItem>();
+        for (int i = 0; i < n; i++)
+        {
+            var word = example.Words[i];
+            float size = 18f;
+            var (w, _) = TextRenderer.Measure(word, example.Font, size);
+            float maxWidth = ImageSize - 6;
+            if (w > maxWidth) size *= maxWidth / w;
+            if (n == 2) size = Math.Min(size, 17f);
+            float cy = n == 1 ? 32 + rng.Next(-3, 4) : (i == 0 ? 20 : 45) + rng.Next(-1, 2);
+            float cx = 32 + rng.Next(-2, 3);
+            items.Add(new TextItem(word, cx, cy, size, example.Font, example.Foreground));
+        }
+        return TextRenderer.Render(ImageSize, ImageSize, example.Background, items);
+    }
+
+    /// <summary>The fixed evaluation set: <paramref name="perBin"/> prompts in each of the bins 1/2 regions x seen/held-out.</summary>
+    public static IReadOnlyList<PromptRecord> EvaluationPrompts(WordLists words, int perBin = 25, int seed = 20260101)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        var rng = new Random(seed);
+        var result = new List<PromptRecord>();
+        foreach (var regions in new[] { 1, 2 })
+        {
+            foreach (var (list, tag) in new[] { (words.Train, "seen"), (words.HeldOut, "heldout") })
+            {
+                for (int i = 0; i < perBin; i++)
+                {
+                    var ex = Draw(rng, list, regions);
+                    result.Add(new PromptRecord(ex.Prompt, ex.Words, $"{regions}region-{tag}"));
+                }
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Training prompts (training vocabulary only) for RL, deterministic by seed.</summary>
+    public static IReadOnlyList<PromptRecord> TrainingPrompts(WordLists words, int count, int seed = 7)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        var rng = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ =>
+        {
+            var ex = Draw(rng, words.Train);
+            return new PromptRecord(ex.Prompt, ex.Words, "train");
+        }).ToArray();
+    }
+
+    /// <summary>Writes prompt records as JSONL (one object per line) atomically.</summary>
+    public static void WriteJsonl(string path, IEnumerable<PromptRecord> records)
+    {
+        var sb = new StringBuilder();
+        var options = new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        foreach (var r in records) sb.Append(JsonSerializer.Serialize(r, options)).Append('\n');
+        AtomicFile.WriteAllText(path, sb.ToString());
+    }
+
+    /// <summary>Reads a JSONL prompt file.</summary>
+    /// <exception cref="InvalidDataException">A line is not a prompt record; the message names the line.</exception>
+    public static IReadOnlyList<PromptRecord> ReadJsonl(string path)
+    {
+        var result = new List<PromptRecord>();
+        int lineNo = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            PromptRecord? r;
+            try { r = JsonSerializer.Deserialize<PromptRecord>(line); }
+            catch (JsonException e) { throw new InvalidDataException($"{path}:{lineNo}: not a prompt record ({e.Message})."); }
+            if (r is null || string.IsNullOrEmpty(r.Prompt)) throw new InvalidDataException($"{path}:{lineNo}: missing \"prompt\".");
+            result.Add(r with { TargetWords = r.TargetWords ?? QuotedWords(r.Prompt), Bin = r.Bin ?? "" });
+        }
+        return result;
+    }
+}

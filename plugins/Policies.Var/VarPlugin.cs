@@ -1,0 +1,83 @@
+using NextFlowRL.Plugins;
+using NextFlowRL.Policies.Var.Commands;
+using NextFlowRL.Policies.Var.Model;
+
+namespace NextFlowRL.Policies.Var;
+
+/// <summary>Options of the VAR policy provider (section <c>Policies:&lt;name&gt;</c>).</summary>
+public sealed class VarPolicyOptions
+{
+    /// <summary>
+    /// Checkpoint directory used when the caller passes none; null or empty = the shipped default model
+    /// (<c>models/tiny-text</c> next to the plugin assembly).
+    /// </summary>
+    public string? Checkpoint { get; set; }
+}
+
+/// <summary>Loads <see cref="VarPolicy"/> instances from checkpoint directories.</summary>
+public sealed class VarPolicyProvider : IPolicyProvider
+{
+    private readonly VarPolicyOptions _options;
+
+    /// <summary>Creates the provider.</summary>
+    public VarPolicyProvider(string name, VarPolicyOptions options)
+    {
+        Name = name;
+        _options = options ?? new VarPolicyOptions();
+    }
+
+    /// <inheritdoc/>
+    public string Name { get; }
+
+    /// <summary>The shipped default model directory (<c>models/tiny-text</c> beside the plugin assembly).</summary>
+    public static string DefaultModelDirectory =>
+        Path.Combine(Path.GetDirectoryName(typeof(VarPolicyProvider).Assembly.Location) ?? AppContext.BaseDirectory, "models", "tiny-text");
+
+    /// <inheritdoc/>
+    public INextScalePolicy Load(string? checkpoint, Device? device = null)
+    {
+        var dir = !string.IsNullOrWhiteSpace(checkpoint) ? checkpoint
+            : !string.IsNullOrWhiteSpace(_options.Checkpoint) ? _options.Checkpoint
+            : DefaultModelDirectory;
+        var dev = device ?? CPU;
+        var model = VarModel.Load(dir, out _);
+        try
+        {
+            model.Tokenizer.to(dev);
+            model.Generator.to(dev);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return new VarPolicy(model, Path.GetFullPath(dir), dev);
+    }
+}
+
+/// <summary>Registration of the VAR policy.</summary>
+public static class VarPolicyExtensions
+{
+    /// <summary>Adds the VAR policy provider under <paramref name="name"/>, options from <c>Policies:&lt;name&gt;</c>.</summary>
+    public static INextFlowRLBuilder AddVarPolicy(this INextFlowRLBuilder builder, string name = "var", Action<VarPolicyOptions>? configure = null)
+    {
+        builder.AddComponentOptions(ComponentKind.Policy, name, configure);
+        return builder.AddPolicy(name, "VAR next-scale generator with a character-level text encoder (default model tiny-text, 64x64)", (sp, n) =>
+            new VarPolicyProvider(n, sp.GetRequiredService<IOptionsMonitor<VarPolicyOptions>>().Get(n)));
+    }
+}
+
+/// <summary>Plugin entry: registers the <c>var</c> policy and the commands <c>pretrain tokenizer</c>, <c>pretrain generator</c>, <c>bench policy</c>, <c>eval var-ocr</c>, <c>data var-prompts</c>.</summary>
+public sealed class VarPlugin : INextFlowRLPlugin
+{
+    /// <inheritdoc/>
+    public void Register(INextFlowRLBuilder builder)
+    {
+        builder.AddVarPolicy();
+        builder.AddCommand<PretrainTokenizerCommand>();
+        builder.AddCommand<PretrainGeneratorCommand>();
+        builder.AddCommand<BenchPolicyCommand>();
+        builder.AddCommand<EvaluateOcrCommand>();
+        builder.AddCommand<PromptsCommand>();
+    }
+}

@@ -1,0 +1,322 @@
+using System.Text;
+using NextFlowRL.Imaging;
+using NextFlowRL.Policies;
+using NextFlowRL.Policies.Var;
+using NextFlowRL.Policies.Var.Commands;
+using NextFlowRL.Policies.Var.Data;
+using NextFlowRL.Policies.Var.Model;
+using NextFlowRL.Policies.Var.Training;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace NextFlowRL.Policies.Var.Tests;
+
+[Collection("torch")]
+public sealed class CheckpointTests
+{
+    [Fact]
+    public void SaveThenLoadGivesTheSameLogProbsAndInfo()
+    {
+        var dir = Tiny.TempDir();
+        using var p = Tiny.Policy(7);
+        p.Save(dir);
+        Assert.True(File.Exists(Path.Combine(dir, "config.json")));
+        using var q = new VarPolicyProvider("var", new VarPolicyOptions()).Load(dir);
+        using var t = p.Sample(Tiny.Prompts, SamplingOptions.Plain(2));
+        var a = p.LogProbs(t, 0, 4);
+        var b = q.LogProbs(t, 0, 4);
+        for (int k = 0; k < 4; k++) Assert.True(a[k].allclose(b[k], rtol: 0, atol: 1e-6));
+        Assert.Equal(p.Info.Parameters, q.Info.Parameters);
+        Assert.Equal("tiny-test", q.Info.Model);
+        Assert.Equal(p.Schedule.ToString(), q.Schedule.ToString());
+        Assert.Empty(Directory.GetFiles(dir, "*.tmp*"));
+    }
+
+    private static string Saved(out VarPolicy policy)
+    {
+        var dir = Tiny.TempDir();
+        policy = Tiny.Policy(1);
+        policy.Save(dir);
+        return dir;
+    }
+
+    private static void Rewrite(string dir, Func<Dictionary<string, Tensor>, IEnumerable<KeyValuePair<string, Tensor>>> edit)
+    {
+        var path = Path.Combine(dir, VarModel.WeightsFile);
+        var (tensors, _) = SafeTensors.Read(path);
+        SafeTensors.Write(path, edit(tensors).ToList());
+    }
+
+    private static string LoadError(string dir) =>
+        Assert.Throws<InvalidDataException>(() => new VarPolicyProvider("var", new VarPolicyOptions()).Load(dir).Dispose()).Message;
+
+    [Fact]
+    public void MissingTensorIsRejectedByName()
+    {
+        var dir = Saved(out var p);
+        p.Dispose();
+        Rewrite(dir, t => t.Where(kv => kv.Key != "generator.head.weight"));
+        Assert.Contains("missing tensors: head.weight", LoadError(dir));
+    }
+
+    [Fact]
+    public void ExtraTensorIsRejectedByName()
+    {
+        var dir = Saved(out var p);
+        p.Dispose();
+        Rewrite(dir, t => t.Append(KeyValuePair.Create("generator.surprise", zeros(2))));
+        Assert.Contains("unexpected tensors: surprise", LoadError(dir));
+    }
+
+    [Fact]
+    public void MisShapedTensorIsRejectedWithBothShapes()
+    {
+        var dir = Saved(out var p);
+        p.Dispose();
+        Rewrite(dir, t => t.Select(kv => kv.Key == "generator.head.bias" ? KeyValuePair.Create(kv.Key, zeros(3)) : kv));
+        var msg = LoadError(dir);
+        Assert.Contains("mis-shaped tensors: head.bias (expected [16], found [3])", msg);
+    }
+
+    [Fact]
+    public void ConfigThatDoesNotMatchTheWeightsIsRejected()
+    {
+        var dir = Saved(out var p);
+        p.Dispose();
+        File.WriteAllText(Path.Combine(dir, "config.json"), Tiny.Config(dim: 32).ToJson());
+        Assert.Contains("mis-shaped", LoadError(dir));
+    }
+
+    [Theory]
+    [InlineData("truncated")]
+    [InlineData("garbage")]
+    [InlineData("empty")]
+    [InlineData("badjson")]
+    public void CorruptWeightsFileIsRejected(string kind)
+    {
+        var dir = Saved(out var p);
+        p.Dispose();
+        var path = Path.Combine(dir, VarModel.WeightsFile);
+        var bytes = File.ReadAllBytes(path);
+        switch (kind)
+        {
+            case "truncated": File.WriteAllBytes(path, bytes[..(bytes.Length - 100)]); break;
+            case "garbage": File.WriteAllBytes(path, Encoding.ASCII.GetBytes("this is not a safetensors file at all")); break;
+            case "empty": File.WriteAllBytes(path, []); break;
+            case "badjson": Array.Copy(Encoding.ASCII.GetBytes("{{{{"), 0, bytes, 8, 4); File.WriteAllBytes(path, bytes); break;
+        }
+        var msg = LoadError(dir);
+        Assert.Contains(VarModel.WeightsFile, msg);
+        Assert.Contains("corrupt", msg);
+    }
+
+    [Fact]
+    public void MissingDirectoryAndBadConfigAreClearErrors()
+    {
+        Assert.Contains("not found", LoadError(Path.Combine(Path.GetTempPath(), "no-such-var-model")));
+        var dir = Saved(out var p);
+        p.Dispose();
+        File.WriteAllText(Path.Combine(dir, "config.json"), "{ not json");
+        Assert.Contains("invalid model config JSON", LoadError(dir));
+    }
+}
+
+[Collection("torch")]
+public sealed class TokenizerTests
+{
+    [Fact]
+    public void QuantizeMapsEachCodeToItself()
+    {
+        manual_seed(2);
+        using var tok = new MultiScaleVqVae(Tiny.Config().Tokenizer);
+        var z = tok.Codebook.detach().clone().view(16, 4, 1, 1);
+        Assert.True(Tiny.Same(tok.Quantize(z).flatten(), arange(16)));
+    }
+
+    [Fact]
+    public void EncodeGivesOneGridPerScaleAndDecodeRestoresTheImageShape()
+    {
+        manual_seed(2);
+        using var tok = new MultiScaleVqVae(Tiny.Config().Tokenizer);
+        var x = rand(3, 3, 16, 16) * 2 - 1;
+        var tokens = tok.Encode(x);
+        Assert.Equal(4, tokens.Length);
+        int[] sides = [1, 2, 3, 4];
+        for (int k = 0; k < 4; k++)
+        {
+            Assert.Equal(new long[] { 3, sides[k], sides[k] }, tokens[k].shape);
+            Assert.True(tokens[k].ge(0).all().item<bool>() && tokens[k].lt(16).all().item<bool>());
+        }
+        Assert.True(tok.Encode(x).Zip(tokens).All(p => Tiny.Same(p.First, p.Second)));
+        var rec = tok.DecodeTokens(tokens);
+        Assert.Equal(x.shape, rec.shape);
+        Assert.True(rec.le(1).all().item<bool>() && rec.ge(-1).all().item<bool>());
+    }
+
+    internal static RgbImage Downscale(RgbImage img)
+    {
+        var px = new byte[16 * 16 * 3];
+        for (int y = 0; y < 16; y++)
+            for (int x = 0; x < 16; x++)
+            {
+                var (r, g, b) = img[x * 4, y * 4];
+                px[(y * 16 + x) * 3] = r;
+                px[(y * 16 + x) * 3 + 1] = g;
+                px[(y * 16 + x) * 3 + 2] = b;
+            }
+        return new RgbImage(16, 16, px);
+    }
+
+    [Fact]
+    public void ImageTensorConversionRoundTrips()
+    {
+        var img = TextDataset.Render(TextDataset.Draw(new Random(1), ["HELLO"]));
+        using var t = VarModel.ImagesToTensor([img]);
+        var back = VarModel.TensorToImages(t)[0];
+        Assert.True(img.Pixels.SequenceEqual(back.Pixels));
+    }
+
+    [Fact]
+    public void ShippedModelReconstructsHeldOutRendersAndLoadsAsDefault()
+    {
+        var dir = VarPolicyProvider.DefaultModelDirectory;
+        Assert.True(File.Exists(Path.Combine(dir, VarModel.WeightsFile)), $"shipped model missing at {dir}");
+        using var p = (VarPolicy)new VarPolicyProvider("var", new VarPolicyOptions()).Load(null);
+        Assert.Equal("tiny-text", p.Info.Model);
+        Assert.Equal(64, p.Info.ImageWidth);
+        Assert.True(new FileInfo(Path.Combine(dir, VarModel.WeightsFile)).Length < 30_000_000);
+        double mse = Pretrainer.ReconstructionError(p.Model, 5, 16);
+        Assert.True(mse < 0.03, $"reconstruction MSE {mse}");
+        Assert.True(File.Exists(Path.Combine(dir, "eval_prompts.jsonl")));
+        Assert.True(File.Exists(Path.Combine(dir, "train_prompts.jsonl")));
+        // Residual quantization: each further scale brings the accumulated features closer to the encoder's.
+        var rng = new Random(3);
+        using var _g = no_grad();
+        var x = VarModel.ImagesToTensor(Enumerable.Range(0, 8).Select(_ => TextDataset.Render(TextDataset.Draw(rng, WordLists.Default.HeldOut))).ToArray());
+        var f = p.Model.Tokenizer.EncodeFeatures(x);
+        var tokens = p.Model.Tokenizer.Encode(x);
+        var errors = Enumerable.Range(1, tokens.Length).Select(n => (double)(f - p.Model.Tokenizer.AccumulatedFeatures(tokens.Take(n).ToList())).pow(2).mean().item<float>()).ToArray();
+        Assert.True(errors[^1] < errors[0] * 0.5, $"feature residual per scale count: {string.Join(", ", errors)}");
+    }
+}
+
+[Collection("torch")]
+public sealed class PretrainingTests
+{
+    [Theory]
+    [InlineData("patch")]
+    [InlineData("linear")]
+    public void TwoStepPretrainingWritesResumableCheckpointsThatLoadAsAPolicy(string architecture)
+    {
+        var root = Tiny.TempDir();
+        var cfg = Tiny.Config() with { Tokenizer = Tiny.Config().Tokenizer with { ImageSize = 64, Downsamples = 4, Architecture = architecture } };
+        var log = new StringWriter();
+        var tokDir = Path.Combine(root, "tok");
+        var o = new PretrainOptions { OutDir = tokDir, Steps = 2, Batch = 2, Warmup = 1, CheckpointEvery = 1, LogEvery = 1, Config = cfg, Threads = 0 };
+        double mse = Pretrainer.TrainTokenizer(o, log);
+        Assert.True(mse is > 0 and < 1);
+        Assert.Contains(architecture == "linear" ? "tokenizer k-means [2/2]" : "tokenizer [", log.ToString());
+        var genDir = Path.Combine(root, "gen");
+        var go = o with { OutDir = genDir, TokenizerCheckpoint = tokDir };
+        double loss = Pretrainer.TrainGenerator(go, log);
+        Assert.True(double.IsFinite(loss));
+        Assert.Contains("\"Step\":2", File.ReadAllText(Path.Combine(genDir, "trainer_state.json")));
+        // Resume to step 3 from the checkpoint.
+        Pretrainer.TrainGenerator(go with { Steps = 3, TokenizerCheckpoint = null }, log);
+        Assert.Contains("\"Step\":3", File.ReadAllText(Path.Combine(genDir, "trainer_state.json")));
+        Assert.Contains("generator [####################] 3/3", log.ToString());
+        using var policy = new VarPolicyProvider("var", new VarPolicyOptions { Checkpoint = genDir }).Load(null);
+        using var t = policy.Sample(["'ABC'"], SamplingOptions.Plain(1));
+        Assert.Equal(64, policy.Decode(t)[0].Width);
+        // The tokenizer was frozen in the generator stage.
+        using var tokPolicy = new VarPolicyProvider("var", new VarPolicyOptions()).Load(tokDir);
+        var a = ((VarPolicy)tokPolicy).Model.Tokenizer.Codebook;
+        var b = ((VarPolicy)policy).Model.Tokenizer.Codebook;
+        Assert.True(Tiny.Same(a, b));
+    }
+
+    [Fact]
+    public async Task CommandsRejectBadArgumentsWithExitCode2()
+    {
+        Assert.Equal(2, await new PretrainTokenizerCommand().InvokeAsync(["--steps", "x", "--out", "d"], default));
+        Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir()], default));
+        Assert.Equal(2, await new BenchPolicyCommand().InvokeAsync(["--bogus"], default));
+        Assert.Equal(0, await new EvaluateOcrCommand().InvokeAsync(["--help"], default));
+    }
+
+    [Fact]
+    public void BenchReportsASpeedupAndAFlopFraction()
+    {
+        using var p = Tiny.Policy();
+        var r = PolicyBench.Run(p, 2, 1);
+        Assert.True(r.CachedImagesPerSecond > 0 && r.RecomputeImagesPerSecond > 0);
+        Assert.True(r.TrainFlops > 0 && r.MatmulFlopsPerSecond > 0 && r.TrainFraction > 0);
+    }
+}
+
+public sealed class DataTests
+{
+    [Fact]
+    public void QuotedWordsAreExtractedInOrder()
+    {
+        Assert.Equal(["CAT", "DOG"], TextDataset.QuotedWords("A sign that says 'CAT' above 'DOG'."));
+        Assert.Equal(["two", "words"], TextDataset.QuotedWords("It's a 'two words' sign"));
+        Assert.Empty(TextDataset.QuotedWords("nothing here"));
+    }
+
+    [Fact]
+    public void WordListsAreDeterministicDisjointAndShort()
+    {
+        var a = WordLists.Create(300, 50, 9);
+        var b = WordLists.Create(300, 50, 9);
+        Assert.Equal(a.Train, b.Train);
+        Assert.Empty(a.Train.Intersect(a.HeldOut));
+        Assert.All(a.Train.Concat(a.HeldOut), w => Assert.InRange(w.Length, 3, 6));
+        Assert.Equal(4000, WordLists.Default.Train.Count);
+        Assert.NotEqual(a.Train, WordLists.Create(300, 50, 10).Train);
+    }
+
+    [Fact]
+    public void RenderingIsDeterministicAndPromptsQuoteTheirWords()
+    {
+        var e1 = TextDataset.Draw(new Random(5), WordLists.Default.Train);
+        var e2 = TextDataset.Draw(new Random(5), WordLists.Default.Train);
+        Assert.Equal(e1.Prompt, e2.Prompt);
+        Assert.Equal(e1.Words, e2.Words);
+        Assert.Equal((e1.Font, e1.Background, e1.Foreground, e1.Jitter), (e2.Font, e2.Background, e2.Foreground, e2.Jitter));
+        Assert.Equal(e1.Words, TextDataset.QuotedWords(e1.Prompt));
+        Assert.True(TextDataset.Render(e1).Pixels.SequenceEqual(TextDataset.Render(e2).Pixels));
+        Assert.Equal(64, TextDataset.Render(e1).Width);
+    }
+
+    [Fact]
+    public void EvaluationSetHasFourBinsAndHeldOutWordsAreUnseen()
+    {
+        var eval = TextDataset.EvaluationPrompts(WordLists.Default, 5);
+        Assert.Equal(20, eval.Count);
+        Assert.Equal(["1region-heldout", "1region-seen", "2region-heldout", "2region-seen"], eval.Select(r => r.Bin).Distinct().Order().ToArray());
+        var train = WordLists.Default.Train.ToHashSet();
+        Assert.All(eval.Where(r => r.Bin.EndsWith("heldout")), r => Assert.All(r.TargetWords, w => Assert.DoesNotContain(w, train)));
+        Assert.All(eval.Where(r => r.Bin.StartsWith("2region")), r => Assert.Equal(2, r.TargetWords.Count));
+        var path = Path.Combine(Tiny.TempDir(), "e.jsonl");
+        TextDataset.WriteJsonl(path, eval);
+        var back = TextDataset.ReadJsonl(path);
+        Assert.Equal(eval.Select(r => r.Prompt), back.Select(r => r.Prompt));
+        Assert.Contains("\"target_words\"", File.ReadAllText(path));
+        File.WriteAllText(path, "{\"prompt\": 3}\n");
+        Assert.Contains(":1:", Assert.Throws<InvalidDataException>(() => TextDataset.ReadJsonl(path)).Message);
+    }
+
+    [Fact]
+    public void OcrMetricsFollowTheCvtgDefinitions()
+    {
+        var recs = new[] { new PromptRecord("'CAT' 'DOG'", ["CAT", "DOG"], "2region-seen"), new PromptRecord("'SUN'", ["SUN"], "1region-heldout") };
+        var scores = OcrEvaluation.Score(recs, ["cat d0g", ""]);
+        var all = scores.Single(s => s.Bin == "all");
+        Assert.Equal(1.0 / 3, all.WordAccuracy, 6);
+        Assert.Equal((1 + (1 - 1 / (3 + 1e-5)) + 0) / 3, all.Ned, 6);
+        Assert.Equal(0, scores.Single(s => s.Bin == "heldout").WordAccuracy);
+        Assert.Equal(2, OcrEvaluation.EditDistance("KITTEN", "SITTIN"));
+    }
+}
