@@ -17,13 +17,16 @@ catch (ConfigurationException e)
 
 using var context = new CliContext(globals);
 using var cancellation = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
+// Ctrl-C (SIGINT) or SIGTERM: stop gracefully (training writes a checkpoint); a second signal terminates at once.
+void OnStopSignal(System.Runtime.InteropServices.PosixSignalContext signal)
 {
-    if (cancellation.IsCancellationRequested) return; // second Ctrl-C: let the process die
-    e.Cancel = true;
-    Console.Error.WriteLine("nextflow-rl: stopping (Ctrl-C again to kill)...");
+    if (cancellation.IsCancellationRequested) return; // second signal: default handling kills the process
+    signal.Cancel = true;
+    Console.Error.WriteLine("nextflow-rl: stopping (send the signal again to kill)...");
     cancellation.Cancel();
-};
+}
+using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, OnStopSignal);
+using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, OnStopSignal);
 
 return await Cli.GuardAsync(globals.Verbose, async () =>
 {
@@ -53,7 +56,7 @@ return await Cli.GuardAsync(globals.Verbose, async () =>
         var message = string.Join(" ", parsed.Errors[0].Message.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(s => s.Trim()));
         return Cli.Fail($"{message} (see '{where} --help')", Cli.UsageError);
     }
-    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancellation.Token);
+    return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null }, cancellation.Token);
 });
 
 static IEnumerable<string> CommandPath(System.CommandLine.Parsing.CommandResult result)
