@@ -14,6 +14,7 @@ internal sealed class ConsoleProgress
     private readonly bool _interactive = !Console.IsErrorRedirected;
     private TimeSpan _lastWrite = TimeSpan.FromDays(-1);
     private int _done;
+    private (TimeSpan Time, int Done)? _first;
 
     public ConsoleProgress(string label, int total, string unit = "items")
     {
@@ -37,12 +38,15 @@ internal sealed class ConsoleProgress
         if (!last && !_interactive && now - _lastWrite < LogInterval) return;
         if (!last && _interactive && now - _lastWrite < TimeSpan.FromMilliseconds(100)) return;
         _lastWrite = now;
-        double rate = _done / Math.Max(now.TotalSeconds, 1e-9);
-        var eta = rate > 0 ? TimeSpan.FromSeconds((_total - _done) / rate) : TimeSpan.Zero;
+        // Rate and ETA from the time since the first update: the first unit's start is not observed.
+        _first ??= (now, _done);
+        double seconds = (now - _first.Value.Time).TotalSeconds;
+        int counted = _done - _first.Value.Done;
+        double rate = seconds > 0.5 && counted > 0 ? counted / seconds : double.NaN;
         int width = 24;
         int filled = _total == 0 ? width : (int)Math.Round(width * Math.Min(1.0, (double)_done / _total));
         var line = $"{_label} [{new string('#', filled)}{new string('.', width - filled)}] {_done}/{_total} " +
-                   $"{rate:0.0} {Unit}/s ETA {Format(eta)}" + (detail is null ? "" : "  " + detail);
+                   (double.IsNaN(rate) ? $"-- {Unit}/s ETA --:--" : $"{rate:0.0} {Unit}/s ETA {Format(TimeSpan.FromSeconds((_total - _done) / rate))}") + (detail is null ? "" : "  " + detail);
         if (_interactive)
         {
             Console.Error.Write("\r" + line.PadRight(Math.Min(Console.BufferWidth > 0 ? Console.BufferWidth - 1 : 120, 200)));
