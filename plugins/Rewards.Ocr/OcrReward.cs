@@ -47,6 +47,9 @@ public sealed class OcrRewardOptions
     [Range(0, 256)]
     public int Workers { get; set; }
 
+    /// <summary>Linux: bind each worker to its own processor while it reads a batch (when workers &lt;= processors).</summary>
+    public bool PinWorkers { get; set; } = true;
+
     /// <summary>Recognized words below this confidence (in [0, 1]) are ignored by the formulas (still reported as regions, unmatched).</summary>
     [Range(0.0, 1.0)]
     public double MinConfidence { get; set; }
@@ -129,7 +132,7 @@ public sealed class OcrReward : ISummarizingReward, IDisposable
         ArgumentNullException.ThrowIfNull(options);
         Name = name;
         _options = options;
-        _pool = new OcrEnginePool(options.ToSettings(), options.EffectiveWorkers);
+        _pool = new OcrEnginePool(options.ToSettings(), options.EffectiveWorkers, options.PinWorkers);
     }
 
     /// <inheritdoc/>

@@ -48,6 +48,8 @@ public class BenchTests
     {
         Assert.True(OcrBenchCommand.TryParse(["--images", "8", "--workers", "2", "--repeat", "1", "--size", "64"], out var s, out _));
         Assert.Equal(new OcrBenchmarkSettings(8, 64, 2, 1), s);
+        Assert.True(OcrBenchCommand.TryParse(["--no-pin", "--repeat", "2"], out var unpinned, out _));
+        Assert.Equal(new OcrBenchmarkSettings(Repeat: 2, Pin: false), unpinned);
         Assert.False(OcrBenchCommand.TryParse(["--images"], out _, out var e1));
         Assert.Contains("--images", e1);
         Assert.False(OcrBenchCommand.TryParse(["--size", "4"], out _, out var e2));
@@ -71,11 +73,16 @@ public class BenchTests
         Assert.Equal(1, r.WordAccuracy);
         Assert.True(r.RawImagesPerSecond > 0 && r.PluginImagesPerSecond > 0);
         Assert.Equal(r.PluginImagesPerSecond / (2 * r.RawImagesPerSecond), r.Ratio, 12);
+        Assert.True(r.RawParallelImagesPerSecond > 0);
+        Assert.Equal(r.RawParallelImagesPerSecond / (2 * r.RawImagesPerSecond), r.MachineScaling, 12);
+        Assert.Equal(r.PluginImagesPerSecond / r.RawParallelImagesPerSecond, r.PluginOverheadRatio, 12);
         // CPU time is process-wide and other test classes run meanwhile: only check it was measured.
         Assert.True(double.IsFinite(r.CpuEfficiency) && r.CpuEfficiency > 0, $"cpu efficiency {r.CpuEfficiency}");
         var text = OcrBenchCommand.Format(r);
         Assert.Contains("raw single engine:", text);
         Assert.Contains("ratio plugin / (workers x raw):", text);
         Assert.Contains("cpu efficiency", text);
+        Assert.Contains("raw parallel (2 engines", text);
+        Assert.Contains("machine scaling", text);
     }
 }

@@ -37,4 +37,36 @@ public class PoolTests
         var again = await pool.RunAsync(2, (_, i) => i);
         Assert.Equal(new[] { 0, 1 }, again); // still usable
     }
+
+    [Fact]
+    public async Task PinnedWorkersEachStayOnTheirOwnProcessor()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.ProcessorCount < 2) return; // binding is a Linux feature
+        using var pool = new OcrEnginePool(new TesseractSettings(), workers: 2);
+        Assert.True(pool.PinWorkers);
+        var cpus = new System.Collections.Concurrent.ConcurrentDictionary<TesseractEngine, System.Collections.Concurrent.ConcurrentBag<int>>();
+        await pool.RunAsync(40, (engine, i) =>
+        {
+            for (int k = 0; k < 5; k++)
+            {
+                cpus.GetOrAdd(engine, _ => []).Add(Thread.GetCurrentProcessorId());
+                Thread.Sleep(1);
+            }
+            return i;
+        });
+        var perEngine = cpus.Values.Select(b => b.Distinct().ToArray()).ToArray();
+        Assert.All(perEngine, ids => Assert.Single(ids));
+        Assert.Equal(perEngine.Length, perEngine.Select(ids => ids[0]).Distinct().Count());
+    }
+
+    [Fact]
+    public void PinningIsOffWhenAskedOrWhenWorkersOutnumberProcessors()
+    {
+        using var off = new OcrEnginePool(new TesseractSettings(), workers: 2, pinWorkers: false);
+        Assert.False(off.PinWorkers);
+        using var many = new OcrEnginePool(new TesseractSettings(), workers: Environment.ProcessorCount + 1);
+        Assert.False(many.PinWorkers);
+        using var single = new OcrEnginePool(new TesseractSettings(), workers: 1);
+        Assert.False(single.PinWorkers);
+    }
 }

@@ -299,12 +299,8 @@ public sealed class NextScaleTransformer : nn.Module
     }
 
     /// <summary>Scaled dot-product attention with an optional additive mask; q/k/v are <c>[B, H, n, dh]</c>.</summary>
-    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? mask)
-    {
-        var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(q.shape[^1]);
-        if (mask is not null) scores = scores + mask;
-        return scores.softmax(-1).matmul(v);
-    }
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? mask) =>
+        F.scaled_dot_product_attention(q, k, v, mask);
 
     /// <summary>
     /// The block-causal additive mask <c>[L, L]</c> over the first <paramref name="scales"/> scales: position i may

@@ -165,6 +165,10 @@ public static class Pretrainer
         var gen = new Generator((ulong)o.Seed);
         var (res0, _) = tok.ResidualSamples(x);
         tok.ReviveCodes(ones(v, dtype: ScalarType.Bool), res0, gen);
+        // Lloyd rounds on the pooled residuals of all scales. Moving a coarse code changes the residuals every finer
+        // scale sees, so a round can make the reconstruction worse: the codebook of the best round is kept.
+        double best = double.PositiveInfinity;
+        var bestCodes = tok.Codebook.clone();
         for (int round = 0; round < o.Steps; round++)
         {
             using var inner = NewDisposeScope();
@@ -177,9 +181,16 @@ public static class Pretrainer
             tok.SetCodebook(centroids);
             int revived = tok.ReviveCodes(used.logical_not(), samples, gen);
             double mse = (((tok.DecodeTokens(tok.Encode(x)) - x) / 2).pow(2).mean()).item<float>();
+            if (mse < best)
+            {
+                best = mse;
+                bestCodes.copy_(tok.Codebook);
+            }
             log.WriteLine($"tokenizer k-means [{round + 1}/{o.Steps}] reconstruction MSE {mse:F5}, {used.sum().item<long>()} codes used, {revived} revived, {clock.Elapsed.TotalSeconds:F0}s");
             log.Flush();
         }
+        tok.SetCodebook(bestCodes);
+        log.WriteLine($"tokenizer: kept the codebook of the best round (fitting-batch MSE {best:F5})");
         double err = ReconstructionError(model, o.Seed);
         model.Save(o.OutDir, new Dictionary<string, string> { ["stage"] = "tokenizer", ["method"] = "pca+kmeans" });
         log.WriteLine($"tokenizer: reconstruction MSE {err:F5} (pixels in [0,1]) on 64 held-out renders, {clock.Elapsed.TotalSeconds:F0}s");

@@ -9,7 +9,8 @@ namespace NextFlowRL.Rewards.Ocr.Bench;
 /// <param name="Size">Side of the square images in pixels.</param>
 /// <param name="Workers">Plugin workers; 0 = one per processor.</param>
 /// <param name="Repeat">Timed passes over the images (each path).</param>
-public sealed record OcrBenchmarkSettings(int Images = 64, int Size = 64, int Workers = 0, int Repeat = 3);
+/// <param name="Pin">Bind each worker to its own processor (Linux), in the plugin and the raw parallel path alike.</param>
+public sealed record OcrBenchmarkSettings(int Images = 64, int Size = 64, int Workers = 0, int Repeat = 3, bool Pin = true);
 
 /// <summary>What <see cref="OcrBenchmark"/> measured.</summary>
 /// <param name="Images">Images per pass.</param>
@@ -22,10 +23,21 @@ public sealed record OcrBenchmarkSettings(int Images = 64, int Size = 64, int Wo
 /// <param name="RawImagesPerCpuSecond">Raw path: images per second of process CPU time.</param>
 /// <param name="PluginImagesPerCpuSecond">Plugin path: images per second of process CPU time (all threads).</param>
 /// <param name="LoadAverage">The machine's 1-minute load average when the run ended (Linux), or NaN.</param>
+/// <param name="RawParallelImagesPerSecond">
+/// <see cref="Workers"/> engines on as many threads, each reading its share of the images with direct
+/// <see cref="TesseractEngine.Recognize"/> calls: how well Tesseract itself scales on this machine, without the plugin.
+/// </param>
 public sealed record OcrBenchmarkResult(
     int Images, int Size, int Workers, int Cores, double RawImagesPerSecond, double PluginImagesPerSecond, double WordAccuracy,
-    double RawImagesPerCpuSecond = double.NaN, double PluginImagesPerCpuSecond = double.NaN, double LoadAverage = double.NaN)
+    double RawImagesPerCpuSecond = double.NaN, double PluginImagesPerCpuSecond = double.NaN, double LoadAverage = double.NaN,
+    double RawParallelImagesPerSecond = double.NaN)
 {
+    /// <summary>Raw parallel throughput / (workers x raw single-engine throughput): the machine's parallel scaling of Tesseract.</summary>
+    public double MachineScaling => RawParallelImagesPerSecond / (Workers * RawImagesPerSecond);
+
+    /// <summary>Plugin throughput / raw parallel throughput: 1 means the plugin adds nothing to Tesseract's own cost.</summary>
+    public double PluginOverheadRatio => PluginImagesPerSecond / RawParallelImagesPerSecond;
+
     /// <summary>
     /// Plugin images per CPU second / raw images per CPU second: 1 means the parallel path spends no extra CPU per image
     /// (no spinning, locking or copying), so its wall-clock throughput is limited only by the cores it gets.
@@ -93,6 +105,7 @@ public static class OcrBenchmark
         ArgumentNullException.ThrowIfNull(settings);
         options ??= new OcrRewardOptions();
         if (settings.Workers > 0) options.Workers = settings.Workers;
+        options.PinWorkers = settings.Pin;
         var images = RenderImages(settings.Images, settings.Size);
         var samples = images.Select(i => new RewardSample(i.Image, $"a sign that says '{i.Word}'")).ToList();
 
@@ -102,7 +115,25 @@ public static class OcrBenchmark
         using var reward = new OcrReward("ocr", options);
         engine.Recognize(images[0].Image);
         var warm = await reward.ScoreAsync(samples, cancellationToken).ConfigureAwait(false);
+        var parallelEngines = Enumerable.Range(0, reward.Workers).Select(_ => new TesseractEngine(options.ToSettings())).ToArray();
+        try
+        {
+            foreach (var e in parallelEngines) e.Recognize(images[0].Image);
+            return await TimeAsync(settings, images, samples, engine, parallelEngines, reward, options.PinWorkers, warm, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var e in parallelEngines) e.Dispose();
+        }
+    }
+
+    private static async Task<OcrBenchmarkResult> TimeAsync(
+        OcrBenchmarkSettings settings, IReadOnlyList<(RgbImage Image, string Word)> images, List<RewardSample> samples,
+        TesseractEngine engine, TesseractEngine[] parallelEngines, OcrReward reward, bool pin, IReadOnlyList<RewardResult> warm,
+        CancellationToken cancellationToken)
+    {
         var rawTime = new Stopwatch();
+        var parallelTime = new Stopwatch();
         var pluginTime = new Stopwatch();
         using var process = Process.GetCurrentProcess();
         TimeSpan rawCpu = TimeSpan.Zero, pluginCpu = TimeSpan.Zero;
@@ -118,18 +149,45 @@ public static class OcrBenchmark
             }
             rawTime.Stop();
             process.Refresh();
+            var cpuRaw = process.TotalProcessorTime;
+            parallelTime.Start();
+            RawParallel(images, parallelEngines, pin && parallelEngines.Length <= Environment.ProcessorCount, cancellationToken);
+            parallelTime.Stop();
+            process.Refresh();
             var cpu1 = process.TotalProcessorTime;
             pluginTime.Start();
             await reward.ScoreAsync(samples, cancellationToken).ConfigureAwait(false);
             pluginTime.Stop();
             process.Refresh();
-            rawCpu += cpu1 - cpu0;
+            rawCpu += cpuRaw - cpu0;
             pluginCpu += process.TotalProcessorTime - cpu1;
         }
         int total = settings.Repeat * images.Count;
         double raw = total / rawTime.Elapsed.TotalSeconds;
         double plugin = total / pluginTime.Elapsed.TotalSeconds;
         return new OcrBenchmarkResult(settings.Images, settings.Size, reward.Workers, Environment.ProcessorCount, raw, plugin,
-            reward.Summarize(warm)["word_accuracy"], total / rawCpu.TotalSeconds, total / pluginCpu.TotalSeconds, LoadAverage());
+            reward.Summarize(warm)["word_accuracy"], total / rawCpu.TotalSeconds, total / pluginCpu.TotalSeconds, LoadAverage(),
+            total / parallelTime.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Each engine on its own thread reads every n-th image directly (no plugin code in between).</summary>
+    private static void RawParallel(IReadOnlyList<(RgbImage Image, string Word)> images, TesseractEngine[] engines, bool pin, CancellationToken cancellationToken)
+    {
+        var threads = engines.Select((engine, w) => new Thread(() =>
+        {
+            bool pinned = pin && TesseractLibrary.PinCurrentThread(w);
+            try
+            {
+                for (int i = w; i < images.Count && !cancellationToken.IsCancellationRequested; i += engines.Length)
+                    engine.Recognize(images[i].Image);
+            }
+            finally
+            {
+                if (pinned) TesseractLibrary.UnpinCurrentThread();
+            }
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        cancellationToken.ThrowIfCancellationRequested();
     }
 }

@@ -15,13 +15,21 @@ public sealed class OcrEnginePool : IDisposable
     /// <summary>Creates a pool; engines are created by the first <see cref="RunAsync{T}"/>.</summary>
     /// <param name="settings">Engine settings.</param>
     /// <param name="workers">Number of engines and parallel workers (at least 1).</param>
-    public OcrEnginePool(TesseractSettings settings, int workers)
+    /// <param name="pinWorkers">
+    /// Linux: bind worker <c>i</c> to processor <c>i</c> while it reads a batch (only when there are no more workers than
+    /// processors). Tesseract's working set is large; a worker that stays on one core keeps its cache.
+    /// </param>
+    public OcrEnginePool(TesseractSettings settings, int workers, bool pinWorkers = true)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentOutOfRangeException.ThrowIfLessThan(workers, 1);
         _settings = settings;
         _engines = new TesseractEngine?[workers];
+        PinWorkers = pinWorkers && workers > 1 && workers <= Environment.ProcessorCount;
     }
+
+    /// <summary>Whether workers are bound to processors while they read (see the constructor).</summary>
+    public bool PinWorkers { get; }
 
     /// <summary>Engines created so far (at most <see cref="Workers"/>: each is created once and reused).</summary>
     internal int EnginesCreated => Volatile.Read(ref _created);
@@ -55,6 +63,7 @@ public sealed class OcrEnginePool : IDisposable
                 int worker = w;
                 tasks[w] = Task.Factory.StartNew(() =>
                 {
+                    bool pinned = PinWorkers && TesseractLibrary.PinCurrentThread(worker);
                     try
                     {
                         var engine = _engines[worker];
@@ -74,6 +83,10 @@ public sealed class OcrEnginePool : IDisposable
                     {
                         stop.Cancel();
                         throw;
+                    }
+                    finally
+                    {
+                        if (pinned) TesseractLibrary.UnpinCurrentThread();
                     }
                 }, stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             }

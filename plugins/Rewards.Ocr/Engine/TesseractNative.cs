@@ -163,4 +163,42 @@ internal static partial class TesseractLibrary
 
     [LibraryImport("c", StringMarshalling = StringMarshalling.Utf8)]
     private static partial IntPtr getenv(string name);
+
+    [LibraryImport("c", SetLastError = true)]
+    private static partial int sched_setaffinity(int pid, nint cpusetsize, ref ulong mask);
+
+    /// <summary>
+    /// Linux: binds the calling thread to processor <paramref name="cpu"/> (of the first 64) so that each OCR worker
+    /// keeps its own core and its cache; elsewhere, or when the call fails, nothing happens.
+    /// </summary>
+    /// <returns>True when the thread was bound.</returns>
+    internal static bool PinCurrentThread(int cpu)
+    {
+        if (!OperatingSystem.IsLinux() || cpu is < 0 or >= 64) return false;
+        EnsureResolver();
+        try
+        {
+            ulong mask = 1UL << cpu;
+            return sched_setaffinity(0, sizeof(ulong), ref mask) == 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Linux: lets the calling thread run on every processor again (undoes <see cref="PinCurrentThread"/>).</summary>
+    internal static void UnpinCurrentThread()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            ulong mask = Environment.ProcessorCount >= 64 ? ulong.MaxValue : (1UL << Environment.ProcessorCount) - 1;
+            _ = sched_setaffinity(0, sizeof(ulong), ref mask);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Nothing was pinned then either.
+        }
+    }
 }
