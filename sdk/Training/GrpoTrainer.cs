@@ -254,15 +254,16 @@ public sealed class GrpoTrainer : IDisposable
         var chunkRows = chunks.Select(c => rows.Select(c)).ToList();
         try
         {
-            // Old log-probs are recomputed by the policy as it is now, on the same chunks: the first inner step's ratio is exactly 1.
-            var old = new List<Tensor[]>();
+            // Old log-probs are those of the policy as it is now, on the same chunks. The first inner epoch's forward pass
+            // runs before any optimizer step, so its detached log-probs are exactly those: they become the old log-probs
+            // (the first inner step's ratio is exactly 1) without a separate pass.
+            var old = new Tensor[chunks.Count][];
             var reference = new List<Tensor[]>();
-            using (no_grad())
+            if (_reference is not null)
             {
-                foreach (var sub in chunkRows)
+                using (no_grad())
                 {
-                    old.Add(_policy.LogProbs(sub, firstScale, endScale).Select(x => x.detach()).ToArray());
-                    if (_reference is not null)
+                    foreach (var sub in chunkRows)
                         reference.Add(_reference.LogProbs(sub, firstScale, endScale).Select(x => x.detach()).ToArray());
                 }
             }
@@ -278,6 +279,7 @@ public sealed class GrpoTrainer : IDisposable
                     using var inner = NewDisposeScope();
                     using var idx = tensor(chunks[c].Select(i => (long)i).ToArray(), device: device);
                     var logps = _policy.LogProbs(chunkRows[c], firstScale, endScale);
+                    if (epoch == 0) old[c] = logps.Select(x => x.detach().MoveToOuterDisposeScope()).ToArray();
                     var a = adv.index_select(0, idx).view(-1, 1, 1);
                     Tensor? numerator = null;
                     for (int t = 0; t < logps.Count; t++)

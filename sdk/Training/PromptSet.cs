@@ -33,22 +33,10 @@ public sealed class PromptSet
     {
         if (!File.Exists(path)) throw new InvalidDataException($"prompt file '{path}' not found");
         var records = new List<PromptRecord>();
-        int n = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (n, obj) in JsonLines.ReadObjects(path))
         {
-            n++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonObject obj;
-            try
-            {
-                obj = JsonNode.Parse(line) as JsonObject ?? throw new InvalidDataException($"{path}:{n}: expected a JSON object");
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{path}:{n}: invalid JSON ({e.Message})");
-            }
-            if (obj["prompt"] is not JsonValue pv || !pv.TryGetValue<string>(out var prompt) || string.IsNullOrWhiteSpace(prompt))
-                throw new InvalidDataException($"{path}:{n}: missing string \"prompt\"");
+            var prompt = JsonLines.OptionalString(obj, "prompt", path, n);
+            if (string.IsNullOrWhiteSpace(prompt)) throw new InvalidDataException($"{path}:{n}: missing string \"prompt\"");
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var (key, value) in obj)
             {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using NextFlowRL.Imaging;
 using NextFlowRL.Rewards;
+using NextFlowRL.Training;
 using Spectre.Console;
 
 namespace NextFlowRL.Cli.Commands;
@@ -70,28 +71,24 @@ internal static class ScoreCommand
         if (!File.Exists(path)) throw new CliUsageException($"manifest '{path}' not found");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var inputs = new List<Input>();
-        int n = 0;
-        foreach (var line in File.ReadLines(path))
+        try
         {
-            n++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonObject obj;
-            try
-            {
-                obj = JsonNode.Parse(line) as JsonObject ?? throw new CliUsageException($"manifest {path}:{n}: expected a JSON object");
-            }
-            catch (JsonException e)
-            {
-                throw new CliUsageException($"manifest {path}:{n}: invalid JSON ({e.Message})");
-            }
-            string Str(string key, bool required)
-            {
-                var node = obj[key];
-                if (node is null) return required ? throw new CliUsageException($"manifest {path}:{n}: missing \"{key}\"") : "";
-                return node is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new CliUsageException($"manifest {path}:{n}: \"{key}\" must be a string");
-            }
-            var image = Str("image", true);
-            var prompt = Str("prompt", true);
+            ReadManifestLines(path, dir, inputs);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CliUsageException($"manifest {e.Message}");
+        }
+        return inputs;
+    }
+
+    private static void ReadManifestLines(string path, string dir, List<Input> inputs)
+    {
+        foreach (var (n, obj) in JsonLines.ReadObjects(path))
+        {
+            string Str(string key) => JsonLines.OptionalString(obj, key, path, n) ?? throw new InvalidDataException($"{path}:{n}: missing \"{key}\"");
+            var image = Str("image");
+            var prompt = Str("prompt");
             var metadata = new Dictionary<string, string>();
             if (obj["metadata"] is JsonObject meta)
             {
@@ -100,11 +97,10 @@ internal static class ScoreCommand
             }
             else if (obj["metadata"] is not null)
             {
-                throw new CliUsageException($"manifest {path}:{n}: \"metadata\" must be an object");
+                throw new InvalidDataException($"{path}:{n}: \"metadata\" must be an object");
             }
             inputs.Add(new Input(Path.IsPathRooted(image) ? image : Path.Combine(dir, image), prompt, metadata));
         }
-        return inputs;
     }
 
     /// <summary>Loads and scores every input in batches. Unreadable images become rows with an error.</summary>

@@ -51,7 +51,7 @@ internal static class PretrainArgs
 /// <summary><c>nextflow-rl pretrain tokenizer</c>: trains the multi-scale VQ-VAE on synthetic text renders.</summary>
 public sealed class PretrainTokenizerCommand : INextFlowRLCommand
 {
-    private const string Usage = "nextflow-rl pretrain tokenizer --out DIR [--steps N] [--batch N] [--lr X] [--seed S] [--arch linear|patch|conv] [--scales 1,2,3,4,6,8] " +
+    private const string Usage = "nextflow-rl pretrain tokenizer --out DIR [--steps N] [--batch N] [--lr X] [--seed S] [--arch linear|patch|conv] [--scales 1,2,3,4,6,8,12,16] " +
         "[--codebook V] [--channels C] [--latent-channels Z] [--downsamples D] [--threads T] [--max-minutes M] [--checkpoint-every N] (resumes when DIR holds a run)";
 
     /// <inheritdoc/>

@@ -23,16 +23,16 @@ public sealed record TokenizerConfig
     public int LatentChannels { get; init; } = 48;
 
     /// <summary>Number of stride-2 downsamplings (latent side = ImageSize / 2^Downsamples).</summary>
-    public int Downsamples { get; init; } = 3;
+    public int Downsamples { get; init; } = 2;
 
     /// <summary>Codebook size V.</summary>
-    public int CodebookSize { get; init; } = 2048;
+    public int CodebookSize { get; init; } = 4096;
 
     /// <summary>Number of shared phi refinement convolutions (spread over the scales).</summary>
     public int PhiCount { get; init; } = 2;
 
     /// <summary>Scale schedule as [height, width] pairs; the last one must equal the latent grid.</summary>
-    public int[][] Scales { get; init; } = [[1, 1], [2, 2], [3, 3], [4, 4], [6, 6], [8, 8]];
+    public int[][] Scales { get; init; } = [[1, 1], [2, 2], [3, 3], [4, 4], [6, 6], [8, 8], [12, 12], [16, 16]];
 
     /// <summary>Latent grid side.</summary>
     [JsonIgnore] public int LatentSize => ImageSize >> Downsamples;
@@ -58,7 +58,7 @@ public sealed record TokenizerConfig
 public sealed record GeneratorConfig
 {
     /// <summary>Model width.</summary>
-    public int Dim { get; init; } = 96;
+    public int Dim { get; init; } = 128;
 
     /// <summary>Transformer blocks.</summary>
     public int Depth { get; init; } = 4;
