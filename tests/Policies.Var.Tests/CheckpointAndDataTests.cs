@@ -252,6 +252,9 @@ public sealed class PretrainingTests
         var r = PolicyBench.Run(p, 2, 1);
         Assert.True(r.CachedImagesPerSecond > 0 && r.RecomputeImagesPerSecond > 0);
         Assert.True(r.TrainFlops > 0 && r.MatmulFlopsPerSecond > 0 && r.TrainFraction > 0);
+        // Tiny schedule 1,2,3,4 (30 tokens): recompute runs 1 + 5 + 14 + 30 = 50 positions.
+        Assert.Equal((30L, 50L), (r.CachedPositions, r.RecomputePositions));
+        Assert.Equal(50.0 / 30.0, r.PositionBound, 12);
     }
 }
 
