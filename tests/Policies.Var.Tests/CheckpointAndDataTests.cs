@@ -234,6 +234,17 @@ public sealed class PretrainingTests
         var a = ((VarPolicy)tokPolicy).Model.Tokenizer.Codebook;
         var b = ((VarPolicy)policy).Model.Tokenizer.Codebook;
         Assert.True(Tiny.Same(a, b));
+        // --init: a fresh run (step 0, new optimizer) that starts from the trained model's weights.
+        var initDir = Path.Combine(root, "init");
+        var io = go with { OutDir = initDir, TokenizerCheckpoint = null, InitCheckpoint = genDir, Steps = 1, LearningRate = 1e-7 };
+        Pretrainer.TrainGenerator(io, log);
+        Assert.Contains($"starting from the weights of {genDir}", log.ToString());
+        Assert.Contains("\"Step\":1", File.ReadAllText(Path.Combine(initDir, "trainer_state.json")));
+        using var continued = new VarPolicyProvider("var", new VarPolicyOptions()).Load(initDir);
+        var before = ((VarPolicy)policy).Model.Generator.state_dict();
+        var after = ((VarPolicy)continued).Model.Generator.state_dict();
+        // One step at lr 1e-7 moves the weights by about 1e-7: they are the trained ones, not a new initialization.
+        Assert.All(before.Keys, k => Assert.True((before[k] - after[k]).abs().max().item<float>() < 1e-4, k));
     }
 
     [Fact]
@@ -241,6 +252,8 @@ public sealed class PretrainingTests
     {
         Assert.Equal(2, await new PretrainTokenizerCommand().InvokeAsync(["--steps", "x", "--out", "d"], default));
         Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir()], default));
+        Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir(), "--init", Tiny.TempDir(), "--dim", "64"], default));
+        Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir(), "--init", Tiny.TempDir()], default));
         Assert.Equal(2, await new BenchPolicyCommand().InvokeAsync(["--bogus"], default));
         Assert.Equal(0, await new EvaluateOcrCommand().InvokeAsync(["--help"], default));
     }

@@ -84,8 +84,8 @@ public sealed class PretrainTokenizerCommand : INextFlowRLCommand
 /// <summary><c>nextflow-rl pretrain generator</c>: trains the next-scale transformer on a frozen tokenizer.</summary>
 public sealed class PretrainGeneratorCommand : INextFlowRLCommand
 {
-    private const string Usage = "nextflow-rl pretrain generator --out DIR --tokenizer TOKDIR [--steps N] [--batch N] [--lr X] [--seed S] [--dim D] [--depth L] " +
-        "[--heads H] [--cond-dropout P] [--threads T] [--max-minutes M] [--checkpoint-every N] (resumes when DIR holds a run)";
+    private const string Usage = "nextflow-rl pretrain generator --out DIR (--tokenizer TOKDIR [--dim D] [--depth L] [--heads H] | --init MODELDIR) [--steps N] [--batch N] [--lr X] " +
+        "[--seed S] [--cond-dropout P] [--threads T] [--max-minutes M] [--checkpoint-every N] (resumes when DIR holds a run; --init starts from a model's weights with a new optimizer)";
 
     /// <inheritdoc/>
     public IReadOnlyList<string> Path { get; } = ["pretrain", "generator"];
@@ -95,12 +95,25 @@ public sealed class PretrainGeneratorCommand : INextFlowRLCommand
 
     /// <inheritdoc/>
     public Task<int> InvokeAsync(IReadOnlyList<string> args, CancellationToken cancellationToken) =>
-        PretrainArgs.Run(Usage, args, ["tokenizer", "dim", "depth", "heads", "cond-dropout", "name"], a =>
+        PretrainArgs.Run(Usage, args, ["tokenizer", "init", "dim", "depth", "heads", "cond-dropout", "name"], a =>
         {
             var tokDir = a.String("tokenizer");
+            var initDir = a.String("init");
             var outDir = a.String("out") ?? throw new ArgumentException("--out DIR is required");
             bool resume = File.Exists(System.IO.Path.Combine(outDir, "trainer_state.json"));
-            if (tokDir is null && !resume) throw new ArgumentException("--tokenizer TOKDIR is required for a fresh run");
+            if (initDir is not null)
+            {
+                if (tokDir is not null || a.String("dim") is not null || a.String("depth") is not null || a.String("heads") is not null)
+                    throw new ArgumentException("--init takes the tokenizer and the architecture from MODELDIR: drop --tokenizer, --dim, --depth and --heads");
+                var initPath = System.IO.Path.Combine(initDir, VarModel.ConfigFile);
+                if (!File.Exists(initPath)) throw new InvalidDataException($"{initPath}: model config not found.");
+                var init = VarModelConfig.FromJson(File.ReadAllText(initPath), initPath);
+                var config = init with { Generator = init.Generator with { CondDropout = a.Double("cond-dropout", init.Generator.CondDropout, 0, 0.99) } };
+                var io = PretrainArgs.Options(a, config) with { InitCheckpoint = initDir };
+                Pretrainer.TrainGenerator(io, Console.Out, cancellationToken);
+                return 0;
+            }
+            if (tokDir is null && !resume) throw new ArgumentException("--tokenizer TOKDIR (or --init MODELDIR) is required for a fresh run");
             TokenizerConfig tc = new();
             if (tokDir is not null)
             {

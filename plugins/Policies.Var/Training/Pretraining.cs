@@ -45,6 +45,12 @@ public sealed record PretrainOptions
 
     /// <summary>Generator stage: the tokenizer checkpoint directory (from the tokenizer stage).</summary>
     public string? TokenizerCheckpoint { get; init; }
+
+    /// <summary>
+    /// Generator stage: start a fresh run from this model's weights (tokenizer and generator; <see cref="Config"/> must
+    /// be its architecture) with a new optimizer and learning-rate schedule, e.g. to continue pretraining a shipped model.
+    /// </summary>
+    public string? InitCheckpoint { get; init; }
 }
 
 /// <summary>The resume marker written beside each pretraining checkpoint.</summary>
@@ -216,9 +222,16 @@ public static class Pretrainer
         if (o.Threads > 0) set_num_threads(o.Threads);
         var (model, state) = OpenOrCreate(o, "generator", o.Config);
         using var _m = model;
-        if (state is null)
+        if (state is null && o.InitCheckpoint is not null)
         {
-            if (o.TokenizerCheckpoint is null) throw new ArgumentException("The generator stage needs --tokenizer DIR (a tokenizer checkpoint) for a fresh run.");
+            using var init = VarModel.Load(o.InitCheckpoint, out _);
+            SafeTensors.LoadInto(model.Tokenizer, init.Tokenizer.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value), o.InitCheckpoint);
+            SafeTensors.LoadInto(model.Generator, init.Generator.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value), o.InitCheckpoint);
+            log.WriteLine($"generator: starting from the weights of {o.InitCheckpoint} (new optimizer and schedule)");
+        }
+        else if (state is null)
+        {
+            if (o.TokenizerCheckpoint is null) throw new ArgumentException("The generator stage needs --tokenizer DIR (a tokenizer checkpoint) or --init DIR (a model) for a fresh run.");
             using var tokModel = VarModel.Load(o.TokenizerCheckpoint, out _);
             if (tokModel.Config.Tokenizer != model.Config.Tokenizer && !SameTokenizer(tokModel.Config.Tokenizer, model.Config.Tokenizer))
                 throw new InvalidDataException($"{o.TokenizerCheckpoint}: tokenizer architecture differs from the configured one.");
