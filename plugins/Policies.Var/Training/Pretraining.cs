@@ -114,12 +114,7 @@ public static class Pretrainer
                 }
                 var (rec, vq) = tok.ForwardTrain(x);
                 var loss = F.mse_loss(rec, x) + vq;
-                opt.ZeroGrad();
-                loss.backward();
-                opt.ClipGradNorm(1.0);
-                opt.Step(Lr(o, step));
-                double l = loss.item<float>();
-                ema = double.IsNaN(ema) ? l : 0.95 * ema + 0.05 * l;
+                ema = OptimizerStep(opt, loss, Lr(o, step), ema);
                 if (step % 10 == 0)
                 {
                     var (samples, used) = tok.ResidualSamples(x);
@@ -261,12 +256,7 @@ public static class Pretrainer
                 var logits = VarForward.TeacherForcedLogits(model, cond, tokens, scales);
                 var target = cat(tokens.Select(t => t.flatten(1)).ToArray(), 1);
                 var loss = F.cross_entropy(logits.reshape(-1, logits.shape[^1]), target.flatten());
-                opt.ZeroGrad();
-                loss.backward();
-                opt.ClipGradNorm(1.0);
-                opt.Step(Lr(o, step));
-                double l = loss.item<float>();
-                ema = double.IsNaN(ema) ? l : 0.95 * ema + 0.05 * l;
+                ema = OptimizerStep(opt, loss, Lr(o, step), ema);
             }
             step++;
             seconds = startSeconds + clock.Elapsed.TotalSeconds;
@@ -277,6 +267,17 @@ public static class Pretrainer
             if (timeUp) break;
         }
         return ema;
+    }
+
+    /// <summary>Backward, gradient-norm clip at 1, one AdamW step; returns the loss's exponential moving average (0.95).</summary>
+    private static double OptimizerStep(AdamW opt, Tensor loss, double lr, double ema)
+    {
+        opt.ZeroGrad();
+        loss.backward();
+        opt.ClipGradNorm(1.0);
+        opt.Step(lr);
+        double l = loss.item<float>();
+        return double.IsNaN(ema) ? l : 0.95 * ema + 0.05 * l;
     }
 
     private static bool SameTokenizer(TokenizerConfig a, TokenizerConfig b) =>

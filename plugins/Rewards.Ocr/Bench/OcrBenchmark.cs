@@ -175,16 +175,9 @@ public static class OcrBenchmark
     {
         var threads = engines.Select((engine, w) => new Thread(() =>
         {
-            bool pinned = pin && TesseractLibrary.PinCurrentThread(w);
-            try
-            {
-                for (int i = w; i < images.Count && !cancellationToken.IsCancellationRequested; i += engines.Length)
-                    engine.Recognize(images[i].Image);
-            }
-            finally
-            {
-                if (pinned) TesseractLibrary.UnpinCurrentThread();
-            }
+            using var pinned = pin ? TesseractLibrary.PinCurrentThread(w) : null;
+            for (int i = w; i < images.Count && !cancellationToken.IsCancellationRequested; i += engines.Length)
+                engine.Recognize(images[i].Image);
         })).ToArray();
         foreach (var t in threads) t.Start();
         foreach (var t in threads) t.Join();

@@ -63,7 +63,7 @@ public sealed class OcrEnginePool : IDisposable
                 int worker = w;
                 tasks[w] = Task.Factory.StartNew(() =>
                 {
-                    bool pinned = PinWorkers && TesseractLibrary.PinCurrentThread(worker);
+                    using var pin = PinWorkers ? TesseractLibrary.PinCurrentThread(worker) : null;
                     try
                     {
                         var engine = _engines[worker];
@@ -83,10 +83,6 @@ public sealed class OcrEnginePool : IDisposable
                     {
                         stop.Cancel();
                         throw;
-                    }
-                    finally
-                    {
-                        if (pinned) TesseractLibrary.UnpinCurrentThread();
                     }
                 }, stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             }

@@ -169,16 +169,20 @@ internal static partial class TesseractLibrary
 
     /// <summary>
     /// Linux: binds the calling thread to processor <paramref name="cpu"/> (of the first 64) so that each OCR worker
-    /// keeps its own core and its cache; elsewhere, or when the call fails, nothing happens.
+    /// keeps its own core and its cache, until the returned object is disposed (then the thread may run on every
+    /// processor again). Elsewhere, or when the call fails, nothing happens and null is returned.
     /// </summary>
-    /// <returns>True when the thread was bound.</returns>
-    internal static bool PinCurrentThread(int cpu)
+    internal static IDisposable? PinCurrentThread(int cpu)
     {
-        if (!OperatingSystem.IsLinux() || cpu is < 0 or >= 64) return false;
+        if (!OperatingSystem.IsLinux() || cpu is < 0 or >= 64) return null;
         EnsureResolver();
+        return SetCurrentThreadAffinity(1UL << cpu) ? new ThreadPin() : null;
+    }
+
+    private static bool SetCurrentThreadAffinity(ulong mask)
+    {
         try
         {
-            ulong mask = 1UL << cpu;
             return sched_setaffinity(0, sizeof(ulong), ref mask) == 0;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
@@ -187,18 +191,9 @@ internal static partial class TesseractLibrary
         }
     }
 
-    /// <summary>Linux: lets the calling thread run on every processor again (undoes <see cref="PinCurrentThread"/>).</summary>
-    internal static void UnpinCurrentThread()
+    private sealed class ThreadPin : IDisposable
     {
-        if (!OperatingSystem.IsLinux()) return;
-        try
-        {
-            ulong mask = Environment.ProcessorCount >= 64 ? ulong.MaxValue : (1UL << Environment.ProcessorCount) - 1;
-            _ = sched_setaffinity(0, sizeof(ulong), ref mask);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            // Nothing was pinned then either.
-        }
+        public void Dispose() =>
+            SetCurrentThreadAffinity(Environment.ProcessorCount >= 64 ? ulong.MaxValue : (1UL << Environment.ProcessorCount) - 1);
     }
 }
