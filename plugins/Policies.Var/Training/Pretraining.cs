@@ -95,48 +95,35 @@ public static class Pretrainer
         foreach (var p in model.Generator.parameters()) p.requires_grad = false;
         using var opt = new AdamW(tok.named_parameters().Select(p => (p.name, p.parameter)), weightDecay: 0.0);
         LoadOptimizer(o.OutDir, opt, state);
-        int step = state?.Step ?? 0;
-        double seconds = state?.Seconds ?? 0, ema = state?.Loss ?? double.NaN;
         var usage = zeros(model.Config.Tokenizer.CodebookSize, dtype: ScalarType.Int64);
         var gen = new Generator((ulong)o.Seed);
-        var clock = Stopwatch.StartNew();
-        double startSeconds = seconds;
-        while (step < o.Steps && !ct.IsCancellationRequested)
+        int steps = RunSteps(o, "tokenizer", model, opt, state, log, (step, ema) =>
         {
-            using (var scope = NewDisposeScope())
+            var (_, images) = Batch(o.Seed, step, o.Batch);
+            var x = VarModel.ImagesToTensor(images);
+            if (step == 0 && state is null)
             {
-                var (_, images) = Batch(o.Seed, step, o.Batch);
-                var x = VarModel.ImagesToTensor(images);
-                if (step == 0 && state is null)
+                var (res, _) = tok.ResidualSamples(x);
+                tok.ReviveCodes(ones(model.Config.Tokenizer.CodebookSize, dtype: ScalarType.Bool), res, gen);
+            }
+            var (rec, vq) = tok.ForwardTrain(x);
+            var loss = F.mse_loss(rec, x) + vq;
+            ema = OptimizerStep(opt, loss, Lr(o, step), ema);
+            if (step % 10 == 0)
+            {
+                var (samples, used) = tok.ResidualSamples(x);
+                usage.add_(used);
+                if (step % 100 == 90 && step < o.Steps * 0.8)
                 {
-                    var (res, _) = tok.ResidualSamples(x);
-                    tok.ReviveCodes(ones(model.Config.Tokenizer.CodebookSize, dtype: ScalarType.Bool), res, gen);
-                }
-                var (rec, vq) = tok.ForwardTrain(x);
-                var loss = F.mse_loss(rec, x) + vq;
-                ema = OptimizerStep(opt, loss, Lr(o, step), ema);
-                if (step % 10 == 0)
-                {
-                    var (samples, used) = tok.ResidualSamples(x);
-                    usage.add_(used);
-                    if (step % 100 == 90 && step < o.Steps * 0.8)
-                    {
-                        int revived = tok.ReviveCodes(usage.eq(0), samples, gen);
-                        usage.zero_();
-                        if (revived > 0) log.WriteLine($"  revived {revived} unused codes");
-                    }
+                    int revived = tok.ReviveCodes(usage.eq(0), samples, gen);
+                    usage.zero_();
+                    if (revived > 0) log.WriteLine($"  revived {revived} unused codes");
                 }
             }
-            step++;
-            seconds = startSeconds + clock.Elapsed.TotalSeconds;
-            Progress(log, "tokenizer", step, o, ema, seconds - startSeconds, state?.Step ?? 0);
-            bool timeUp = o.MaxSeconds > 0 && clock.Elapsed.TotalSeconds >= o.MaxSeconds;
-            if (step % o.CheckpointEvery == 0 || step == o.Steps || timeUp || ct.IsCancellationRequested)
-                Checkpoint(o.OutDir, model, opt, new TrainerState("tokenizer", step, o.Seed, ema, seconds));
-            if (timeUp) break;
-        }
+            return ema;
+        }, ct).Step;
         double mse = ReconstructionError(model, o.Seed);
-        log.WriteLine($"tokenizer: step {step}, reconstruction MSE {mse:F5} (pixels in [0,1]) on 64 held-out renders");
+        log.WriteLine($"tokenizer: step {steps}, reconstruction MSE {mse:F5} (pixels in [0,1]) on 64 held-out renders");
         return mse;
     }
 
@@ -239,34 +226,45 @@ public static class Pretrainer
         g.train();
         using var opt = new AdamW(g.named_parameters().Select(p => (p.name, p.parameter)), weightDecay: 0.01);
         LoadOptimizer(o.OutDir, opt, state);
-        int step = state?.Step ?? 0;
-        double seconds = state?.Seconds ?? 0, ema = state?.Loss ?? double.NaN;
-        var clock = Stopwatch.StartNew();
-        double startSeconds = seconds;
         int scales = model.Config.Tokenizer.Scales.Length;
+        return RunSteps(o, "generator", model, opt, state, log, (step, ema) =>
+        {
+            var (examples, images) = Batch(o.Seed, step, o.Batch);
+            var drop = new Random(HashCode.Combine(o.Seed, step, 0xD0));
+            var prompts = examples.Select(e => drop.NextDouble() < model.Config.Generator.CondDropout ? null : e.Prompt).ToArray();
+            var tokens = model.Tokenizer.Encode(VarModel.ImagesToTensor(images));
+            var cond = g.EncodeText(prompts, CPU);
+            var logits = VarForward.TeacherForcedLogits(model, cond, tokens, scales);
+            var target = cat(tokens.Select(t => t.flatten(1)).ToArray(), 1);
+            var loss = F.cross_entropy(logits.reshape(-1, logits.shape[^1]), target.flatten());
+            return OptimizerStep(opt, loss, Lr(o, step), ema);
+        }, ct).Loss;
+    }
+
+    /// <summary>
+    /// The step loop both trained stages share: from the resumed step to <c>Steps</c>, runs <paramref name="body"/>
+    /// (step, smoothed loss -> new smoothed loss) inside a dispose scope, prints progress with ETA, and checkpoints
+    /// every <c>CheckpointEvery</c> steps, at the end, on cancellation and when the time limit is reached.
+    /// </summary>
+    /// <returns>The completed step count and the final smoothed loss.</returns>
+    private static (int Step, double Loss) RunSteps(PretrainOptions o, string stage, VarModel model, AdamW opt, TrainerState? state,
+        TextWriter log, Func<int, double, double> body, CancellationToken ct)
+    {
+        int step = state?.Step ?? 0;
+        double startSeconds = state?.Seconds ?? 0, ema = state?.Loss ?? double.NaN;
+        var clock = Stopwatch.StartNew();
         while (step < o.Steps && !ct.IsCancellationRequested)
         {
-            using (var scope = NewDisposeScope())
-            {
-                var (examples, images) = Batch(o.Seed, step, o.Batch);
-                var drop = new Random(HashCode.Combine(o.Seed, step, 0xD0));
-                var prompts = examples.Select(e => drop.NextDouble() < model.Config.Generator.CondDropout ? null : e.Prompt).ToArray();
-                var tokens = model.Tokenizer.Encode(VarModel.ImagesToTensor(images));
-                var cond = g.EncodeText(prompts, CPU);
-                var logits = VarForward.TeacherForcedLogits(model, cond, tokens, scales);
-                var target = cat(tokens.Select(t => t.flatten(1)).ToArray(), 1);
-                var loss = F.cross_entropy(logits.reshape(-1, logits.shape[^1]), target.flatten());
-                ema = OptimizerStep(opt, loss, Lr(o, step), ema);
-            }
+            using (NewDisposeScope()) ema = body(step, ema);
             step++;
-            seconds = startSeconds + clock.Elapsed.TotalSeconds;
-            Progress(log, "generator", step, o, ema, seconds - startSeconds, state?.Step ?? 0);
-            bool timeUp = o.MaxSeconds > 0 && clock.Elapsed.TotalSeconds >= o.MaxSeconds;
+            double elapsed = clock.Elapsed.TotalSeconds;
+            Progress(log, stage, step, o, ema, elapsed, state?.Step ?? 0);
+            bool timeUp = o.MaxSeconds > 0 && elapsed >= o.MaxSeconds;
             if (step % o.CheckpointEvery == 0 || step == o.Steps || timeUp || ct.IsCancellationRequested)
-                Checkpoint(o.OutDir, model, opt, new TrainerState("generator", step, o.Seed, ema, seconds));
+                Checkpoint(o.OutDir, model, opt, new TrainerState(stage, step, o.Seed, ema, startSeconds + elapsed));
             if (timeUp) break;
         }
-        return ema;
+        return (step, ema);
     }
 
     /// <summary>Backward, gradient-norm clip at 1, one AdamW step; returns the loss's exponential moving average (0.95).</summary>
