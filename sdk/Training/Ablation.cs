@@ -52,7 +52,8 @@ public static class AblationTable
 {
     /// <summary>Metrics reported per variant when present.</summary>
     public static IReadOnlyList<(string Key, string Label)> Columns { get; } =
-        [("word_accuracy", "held-out Word Acc"), ("ned", "held-out NED"), ("mean_score", "held-out reward")];
+        [("word_accuracy", "Word Acc (eval prompts)"), ("ned", "NED (eval prompts)"), ("facet/heldout/word_accuracy", "Word Acc (held-out words)"),
+         ("facet/heldout/ned", "NED (held-out words)"), ("mean_score", "reward (eval prompts)")];
 
     /// <summary>Markdown with one row per variant; <paramref name="results"/> maps variant -> per-seed metrics.</summary>
     public static string Markdown(IReadOnlyList<(string Variant, IReadOnlyList<IReadOnlyDictionary<string, double>> Seeds)> results, IReadOnlyDictionary<string, double>? baseModel)

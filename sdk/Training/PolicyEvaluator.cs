@@ -5,7 +5,7 @@ using NextFlowRL.Rewards;
 namespace NextFlowRL.Training;
 
 /// <summary>The result of evaluating a policy on a prompt set.</summary>
-/// <param name="Metrics">Set-level metrics: <c>count</c>, <c>failed</c>, <c>mean_score</c>, mean components, the reward's own summary (e.g. <c>word_accuracy</c>, <c>ned</c>), and per bin as <c>bin/&lt;bin&gt;/&lt;metric&gt;</c>.</param>
+/// <param name="Metrics">Set-level metrics: <c>count</c>, <c>failed</c>, <c>mean_score</c>, mean components, the reward's own summary (e.g. <c>word_accuracy</c>, <c>ned</c>), per bin as <c>bin/&lt;bin&gt;/&lt;metric&gt;</c>, and per facet (a dash-separated part of several bin names, e.g. <c>heldout</c>) as <c>facet/&lt;part&gt;/&lt;metric&gt;</c>.</param>
 /// <param name="Images">The generated images, in prompt order.</param>
 /// <param name="Results">The reward results, in prompt order.</param>
 public sealed record EvalReport(IReadOnlyDictionary<string, double> Metrics, IReadOnlyList<RgbImage> Images, IReadOnlyList<RewardResult> Results);
@@ -39,10 +39,19 @@ public static class PolicyEvaluator
             progress?.Report(results.Count);
         }
         var metrics = RewardMetrics.Summarize(reward, results);
-        foreach (var bin in prompts.Select((p, i) => (Bin: p.Metadata.GetValueOrDefault("bin"), i)).Where(x => x.Bin is not null).GroupBy(x => x.Bin!))
+        var binned = prompts.Select((p, i) => (Bin: p.Metadata.GetValueOrDefault("bin"), i)).Where(x => x.Bin is not null).ToList();
+        foreach (var bin in binned.GroupBy(x => x.Bin!))
         {
             foreach (var (k, v) in RewardMetrics.Summarize(reward, bin.Select(x => results[x.i]).ToList()))
                 metrics[$"bin/{bin.Key}/{k}"] = v;
+        }
+        // Facets: each dash-separated part of a bin name that several bins share (e.g. "heldout" in "1region-heldout" and
+        // "2region-heldout") is summarized over all its prompts, so set-level metrics stay word-weighted across bins.
+        var facets = binned.SelectMany(x => x.Bin!.Split('-', StringSplitOptions.RemoveEmptyEntries).Select(part => (Part: part, x.Bin, x.i))).GroupBy(x => x.Part);
+        foreach (var facet in facets.Where(f => f.Select(x => x.Bin).Distinct().Count() > 1))
+        {
+            foreach (var (k, v) in RewardMetrics.Summarize(reward, facet.Select(x => results[x.i]).ToList()))
+                metrics[$"facet/{facet.Key}/{k}"] = v;
         }
         return new EvalReport(metrics, images, results);
     }

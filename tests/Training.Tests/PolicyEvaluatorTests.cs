@@ -1,0 +1,46 @@
+using NextFlowRL.Policies;
+using NextFlowRL.Rewards;
+using NextFlowRL.Rewards.ImageStats;
+using NextFlowRL.Testing;
+using Xunit;
+
+namespace NextFlowRL.Training.Tests;
+
+public sealed class PolicyEvaluatorTests
+{
+    [Fact]
+    public async Task BinPartsSharedBySeveralBinsAreSummarizedAsFacets()
+    {
+        using var policy = new TinyNextScalePolicy(seed: 1);
+        var reward = new ImageStatsReward("brightness", new ImageStatsRewardOptions { Statistic = ImageStatistic.Brightness, Target = 1.0 });
+        string[] bins = ["1region-seen", "1region-heldout", "2region-heldout", "2region-heldout", "3region-seen"];
+        var prompts = bins.Select((b, i) => new PromptRecord($"prompt {i}", new Dictionary<string, string> { ["bin"] = b })).ToList();
+        var report = await PolicyEvaluator.EvaluateAsync(policy, reward, prompts, new SamplingOptions { Seed = 3 }, batchSize: 2);
+        var m = report.Metrics;
+        Assert.Equal(3, m["facet/heldout/count"]);
+        Assert.Equal(2, m["facet/seen/count"]);
+        Assert.Equal(2, m["facet/1region/count"]);
+        Assert.False(m.ContainsKey("facet/2region/count")); // one bin only: the bin's own metrics say it all
+        Assert.False(m.ContainsKey("facet/3region/count"));
+        double expected = (m["bin/1region-heldout/mean_score"] + 2 * m["bin/2region-heldout/mean_score"]) / 3;
+        Assert.Equal(expected, m["facet/heldout/mean_score"], 9);
+    }
+}
+
+public sealed class AblationTableTests
+{
+    [Fact]
+    public void RowsHoldMeanAndSampleStdAndOnlyColumnsSomeRunReports()
+    {
+        var seeds = new List<IReadOnlyDictionary<string, double>>
+        {
+            new Dictionary<string, double> { ["word_accuracy"] = 0.1, ["facet/heldout/word_accuracy"] = 0.2 },
+            new Dictionary<string, double> { ["word_accuracy"] = 0.3, ["facet/heldout/word_accuracy"] = 0.4 },
+        };
+        var md = AblationTable.Markdown([("vanilla GRPO", seeds)], new Dictionary<string, double> { ["word_accuracy"] = 0.05 });
+        var lines = md.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("| variant | seeds | Word Acc (eval prompts) | Word Acc (held-out words) |", lines[0]);
+        Assert.Equal("| base model | - | 0.0500 | - |", lines[2]);
+        Assert.Equal("| vanilla GRPO | 2 | 0.2000 ± 0.1414 | 0.3000 ± 0.1414 |", lines[3]);
+    }
+}
