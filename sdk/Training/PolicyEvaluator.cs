@@ -40,19 +40,18 @@ public static class PolicyEvaluator
         }
         var metrics = RewardMetrics.Summarize(reward, results);
         var binned = prompts.Select((p, i) => (Bin: p.Metadata.GetValueOrDefault("bin"), i)).Where(x => x.Bin is not null).ToList();
-        foreach (var bin in binned.GroupBy(x => x.Bin!))
+        void AddGroup(string key, IEnumerable<int> indices)
         {
-            foreach (var (k, v) in RewardMetrics.Summarize(reward, bin.Select(x => results[x.i]).ToList()))
-                metrics[$"bin/{bin.Key}/{k}"] = v;
+            foreach (var (k, v) in RewardMetrics.Summarize(reward, indices.Select(i => results[i]).ToList()))
+                metrics[$"{key}/{k}"] = v;
         }
+        foreach (var bin in binned.GroupBy(x => x.Bin!))
+            AddGroup($"bin/{bin.Key}", bin.Select(x => x.i));
         // Facets: each dash-separated part of a bin name that several bins share (e.g. "heldout" in "1region-heldout" and
         // "2region-heldout") is summarized over all its prompts, so set-level metrics stay word-weighted across bins.
         var facets = binned.SelectMany(x => x.Bin!.Split('-', StringSplitOptions.RemoveEmptyEntries).Select(part => (Part: part, x.Bin, x.i))).GroupBy(x => x.Part);
         foreach (var facet in facets.Where(f => f.Select(x => x.Bin).Distinct().Count() > 1))
-        {
-            foreach (var (k, v) in RewardMetrics.Summarize(reward, facet.Select(x => results[x.i]).ToList()))
-                metrics[$"facet/{facet.Key}/{k}"] = v;
-        }
+            AddGroup($"facet/{facet.Key}", facet.Select(x => x.i));
         return new EvalReport(metrics, images, results);
     }
 }
