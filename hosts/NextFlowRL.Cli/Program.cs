@@ -31,7 +31,7 @@ using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Creat
 return await Cli.GuardAsync(globals.Verbose, async () =>
 {
     // Plugin commands (e.g. "bench ocr", "pretrain tokenizer") are routed before parsing: they parse their own options.
-    // A plugin command wins over a built-in one when its path is longer ("eval var-ocr" vs "eval").
+    // A plugin command wins over a built-in one when its path is longer ("bench policy" vs the built-in "bench").
     if (rest.Length > 0 && !rest[0].StartsWith('-'))
     {
         var command = Cli.FindPluginCommand(context.Host.Commands, rest);

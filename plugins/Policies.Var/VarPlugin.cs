@@ -67,7 +67,7 @@ public static class VarPolicyExtensions
     }
 }
 
-/// <summary>Plugin entry: registers the <c>var</c> policy and the commands <c>pretrain tokenizer</c>, <c>pretrain generator</c>, <c>bench policy</c>, <c>eval var-ocr</c>, <c>data var-prompts</c>.</summary>
+/// <summary>Plugin entry: registers the <c>var</c> policy and the commands <c>pretrain tokenizer</c>, <c>pretrain generator</c>, <c>bench policy</c>, <c>data var-prompts</c>, <c>data var-images</c>.</summary>
 public sealed class VarPlugin : INextFlowRLPlugin
 {
     /// <inheritdoc/>
@@ -77,7 +77,7 @@ public sealed class VarPlugin : INextFlowRLPlugin
         builder.AddCommand<PretrainTokenizerCommand>();
         builder.AddCommand<PretrainGeneratorCommand>();
         builder.AddCommand<BenchPolicyCommand>();
-        builder.AddCommand<EvaluateOcrCommand>();
+        builder.AddCommand<ReferenceImagesCommand>();
         builder.AddCommand<PromptsCommand>();
     }
 }

@@ -38,20 +38,7 @@ public static class PolicyEvaluator
             results.AddRange(scored);
             progress?.Report(results.Count);
         }
-        var metrics = RewardMetrics.Summarize(reward, results);
-        var binned = prompts.Select((p, i) => (Bin: p.Metadata.GetValueOrDefault("bin"), i)).Where(x => x.Bin is not null).ToList();
-        void AddGroup(string key, IEnumerable<int> indices)
-        {
-            foreach (var (k, v) in RewardMetrics.Summarize(reward, indices.Select(i => results[i]).ToList()))
-                metrics[$"{key}/{k}"] = v;
-        }
-        foreach (var bin in binned.GroupBy(x => x.Bin!))
-            AddGroup($"bin/{bin.Key}", bin.Select(x => x.i));
-        // Facets: each dash-separated part of a bin name that several bins share (e.g. "heldout" in "1region-heldout" and
-        // "2region-heldout") is summarized over all its prompts, so set-level metrics stay word-weighted across bins.
-        var facets = binned.SelectMany(x => x.Bin!.Split('-', StringSplitOptions.RemoveEmptyEntries).Select(part => (Part: part, x.Bin, x.i))).GroupBy(x => x.Part);
-        foreach (var facet in facets.Where(f => f.Select(x => x.Bin).Distinct().Count() > 1))
-            AddGroup($"facet/{facet.Key}", facet.Select(x => x.i));
+        var metrics = RewardMetrics.Summarize(reward, results, prompts.Select(p => p.Metadata.GetValueOrDefault(RewardMetadataKeys.Bin)).ToList());
         return new EvalReport(metrics, images, results);
     }
 }
@@ -78,6 +65,36 @@ public static class RewardMetrics
             foreach (var (k, v) in summarizing.Summarize(results))
                 metrics[k] = v;
         }
+        return metrics;
+    }
+
+    /// <summary>
+    /// <see cref="Summarize(IRewardModel, IReadOnlyList{RewardResult})"/> of the whole set, plus the same metrics per bin
+    /// (<c>bin/&lt;bin&gt;/&lt;metric&gt;</c>, over the results whose <paramref name="bins"/> entry is not null) and per facet
+    /// (<c>facet/&lt;part&gt;/&lt;metric&gt;</c>): every dash-separated part of a bin name that several bins share (e.g.
+    /// <c>heldout</c> in <c>1region-heldout</c> and <c>2region-heldout</c>) is summarized over all its results, so facet
+    /// metrics stay word-weighted across bins.
+    /// </summary>
+    /// <param name="reward">The reward that produced the results.</param>
+    /// <param name="results">The results, one per sample.</param>
+    /// <param name="bins">The bin of each sample (<see cref="RewardMetadataKeys.Bin"/>), or null.</param>
+    /// <exception cref="ArgumentException">The lists differ in length.</exception>
+    public static SortedDictionary<string, double> Summarize(IRewardModel reward, IReadOnlyList<RewardResult> results, IReadOnlyList<string?> bins)
+    {
+        ArgumentNullException.ThrowIfNull(bins);
+        var metrics = Summarize(reward, results);
+        if (bins.Count != results.Count) throw new ArgumentException($"{bins.Count} bins for {results.Count} results", nameof(bins));
+        var binned = bins.Select((bin, i) => (Bin: bin, i)).Where(x => !string.IsNullOrEmpty(x.Bin)).ToList();
+        void AddGroup(string key, IEnumerable<int> indices)
+        {
+            foreach (var (k, v) in Summarize(reward, indices.Select(i => results[i]).ToList()))
+                metrics[$"{key}/{k}"] = v;
+        }
+        foreach (var bin in binned.GroupBy(x => x.Bin!))
+            AddGroup($"bin/{bin.Key}", bin.Select(x => x.i));
+        var facets = binned.SelectMany(x => x.Bin!.Split('-', StringSplitOptions.RemoveEmptyEntries).Select(part => (Part: part, x.Bin, x.i))).GroupBy(x => x.Part);
+        foreach (var facet in facets.Where(f => f.Select(x => x.Bin).Distinct().Count() > 1))
+            AddGroup($"facet/{facet.Key}", facet.Select(x => x.i));
         return metrics;
     }
 }

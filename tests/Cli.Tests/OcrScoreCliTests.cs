@@ -43,4 +43,24 @@ public sealed class OcrScoreCliTests : IDisposable
         Assert.True(rows[1].GetProperty("score").GetDouble() <= 0);
         Assert.Equal(0.5, doc.RootElement.GetProperty("summary").GetProperty("word_accuracy").GetDouble(), 6);
     }
+
+    [Fact]
+    public async Task ReferenceRendersScoreNearlyPerfectlyPerBinAndFacet()
+    {
+        // The VAR plugin writes clean renders of evaluation prompts with a manifest; score --summary reports them per bin
+        // and per facet with the same keys as 'eval'.
+        var outDir = Path.Combine(_dir, "truth");
+        var written = await CliRunner.RunAsync(["data", "var-images", "--source", "truth", "--out", outDir], TimeSpan.FromMinutes(2));
+        Assert.True(written.ExitCode == 0, written.ToString());
+        var result = await CliRunner.RunAsync(["score", "--reward", "ocr", "--manifest", Path.Combine(outDir, "manifest.jsonl"), "--format", "json", "--summary"], TimeSpan.FromMinutes(2));
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using var doc = JsonDocument.Parse(result.Stdout);
+        var summary = doc.RootElement.GetProperty("summary");
+        Assert.Equal(100, summary.GetProperty("count").GetDouble());
+        var binCounts = summary.EnumerateObject().Where(p => p.Name.StartsWith("bin/", StringComparison.Ordinal) && p.Name.EndsWith("/count", StringComparison.Ordinal)).ToList();
+        Assert.Equal(4, binCounts.Count);
+        Assert.Equal(100, binCounts.Sum(p => p.Value.GetDouble()));
+        Assert.True(summary.TryGetProperty("facet/heldout/word_accuracy", out _), summary.ToString());
+        Assert.InRange(summary.GetProperty("word_accuracy").GetDouble(), 0.9, 1.0);
+    }
 }

@@ -255,7 +255,50 @@ public sealed class PretrainingTests
         Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir(), "--init", Tiny.TempDir(), "--dim", "64"], default));
         Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir(), "--init", Tiny.TempDir()], default));
         Assert.Equal(2, await new BenchPolicyCommand().InvokeAsync(["--bogus"], default));
-        Assert.Equal(0, await new EvaluateOcrCommand().InvokeAsync(["--help"], default));
+        Assert.Equal(0, await new ReferenceImagesCommand().InvokeAsync(["--help"], default));
+        Assert.Equal(2, await new ReferenceImagesCommand().InvokeAsync(["--out", Tiny.TempDir(), "--source", "model"], default));
+    }
+
+    [Fact]
+    public async Task ReferenceImagesComeWithAManifestOfTheirPromptsAndBins()
+    {
+        var records = TextDataset.EvaluationPrompts(WordLists.Default, 1);
+        var dir = Tiny.TempDir();
+        var prompts = Path.Combine(dir, "prompts.jsonl");
+        TextDataset.WriteJsonl(prompts, records);
+        var config = Tiny.Config();
+        using var policy = Tiny.Policy(config: config with { Tokenizer = config.Tokenizer with { ImageSize = TextDataset.ImageSize, Downsamples = 4 } });
+        var model = Path.Combine(dir, "model");
+        policy.Save(model);
+        var outDir = Path.Combine(dir, "rec");
+
+        Assert.Equal(0, await new ReferenceImagesCommand().InvokeAsync(["--out", outDir, "--source", "reconstruction", "--checkpoint", model, "--prompts", prompts, "--limit", "3"], default));
+
+        var lines = File.ReadAllLines(Path.Combine(outDir, ReferenceImagesCommand.ManifestFile));
+        Assert.Equal(3, lines.Length);
+        for (int i = 0; i < 3; i++)
+        {
+            using var line = System.Text.Json.JsonDocument.Parse(lines[i]);
+            var root = line.RootElement;
+            Assert.Equal($"{i:D3}.png", root.GetProperty("image").GetString());
+            Assert.Equal(records[i].Prompt, root.GetProperty("prompt").GetString());
+            Assert.Equal(string.Join(' ', records[i].TargetWords), root.GetProperty("metadata").GetProperty("target_words").GetString());
+            Assert.Equal(records[i].Bin, root.GetProperty("metadata").GetProperty("bin").GetString());
+            var image = ImageFile.Load(Path.Combine(outDir, $"{i:D3}.png"));
+            Assert.Equal((policy.Info.ImageWidth, policy.Info.ImageHeight), (image.Width, image.Height));
+        }
+        Assert.True(File.Exists(Path.Combine(outDir, "grid.png")));
+
+        // A tokenizer of another image size is refused with a line naming both sizes.
+        using var small = Tiny.Policy();
+        var smallDir = Path.Combine(dir, "small");
+        small.Save(smallDir);
+        var error = Assert.Throws<ArgumentException>(() => ReferenceImagesCommand.Reconstruct(ReferenceImagesCommand.Render(records, 7), smallDir, 4, default));
+        Assert.Contains("16x16", error.Message);
+
+        // Truth renders are deterministic by seed and differ between seeds.
+        Assert.True(ReferenceImagesCommand.Render(records, 7)[0].Pixels.SequenceEqual(ReferenceImagesCommand.Render(records, 7)[0].Pixels));
+        Assert.False(ReferenceImagesCommand.Render(records, 7)[0].Pixels.SequenceEqual(ReferenceImagesCommand.Render(records, 8)[0].Pixels));
     }
 
     [Fact]
@@ -322,17 +365,5 @@ public sealed class DataTests
         Assert.Contains("\"target_words\"", File.ReadAllText(path));
         File.WriteAllText(path, "{\"prompt\": 3}\n");
         Assert.Contains(":1:", Assert.Throws<InvalidDataException>(() => TextDataset.ReadJsonl(path)).Message);
-    }
-
-    [Fact]
-    public void OcrMetricsFollowTheCvtgDefinitions()
-    {
-        var recs = new[] { new PromptRecord("'CAT' 'DOG'", ["CAT", "DOG"], "2region-seen"), new PromptRecord("'SUN'", ["SUN"], "1region-heldout") };
-        var scores = OcrEvaluation.Score(recs, ["cat d0g", ""]);
-        var all = scores.Single(s => s.Bin == "all");
-        Assert.Equal(1.0 / 3, all.WordAccuracy, 6);
-        Assert.Equal((1 + (1 - 1 / (3 + 1e-5)) + 0) / 3, all.Ned, 6);
-        Assert.Equal(0, scores.Single(s => s.Bin == "heldout").WordAccuracy);
-        Assert.Equal(2, OcrEvaluation.EditDistance("KITTEN", "SITTIN"));
     }
 }

@@ -25,4 +25,18 @@ public sealed class PolicyEvaluatorTests
         double expected = (m["bin/1region-heldout/mean_score"] + 2 * m["bin/2region-heldout/mean_score"]) / 3;
         Assert.Equal(expected, m["facet/heldout/mean_score"], 9);
     }
+
+    [Fact]
+    public void ScoredSetsWithoutBinsGetOnlySetMetricsAndMismatchedBinsAreRejected()
+    {
+        var reward = new ImageStatsReward("brightness", new ImageStatsRewardOptions { Statistic = ImageStatistic.Brightness, Target = 1.0 });
+        RewardResult[] results = [RewardResult.Of(0.5), RewardResult.Of(0.25), RewardResult.Of(1.0)];
+        var m = RewardMetrics.Summarize(reward, results, [null, "a-x", "a-x"]);
+        Assert.Equal(3, m["count"]);
+        Assert.Equal(2, m["bin/a-x/count"]);
+        Assert.Equal(0.625, m["bin/a-x/mean_score"], 9);
+        Assert.DoesNotContain(m.Keys, k => k.StartsWith("facet/", StringComparison.Ordinal));
+        Assert.DoesNotContain(m.Keys, k => k.StartsWith("bin/", StringComparison.Ordinal) && !k.StartsWith("bin/a-x/", StringComparison.Ordinal));
+        Assert.Throws<ArgumentException>(() => RewardMetrics.Summarize(reward, results, ["a"]));
+    }
 }

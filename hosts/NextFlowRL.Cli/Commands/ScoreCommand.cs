@@ -39,7 +39,7 @@ internal static class ScoreCommand
             var rows = await ScoreAsync(model, inputs, batch, ct);
             var results = rows.Select(r => r.Result).ToList();
             var outRows = rows.Select(r => r.Row).ToList();
-            var metrics = parse.GetValue(summary) ? Training.RewardMetrics.Summarize(model, results) : null;
+            var metrics = parse.GetValue(summary) ? Training.RewardMetrics.Summarize(model, results, inputs.Select(i => i.Metadata.GetValueOrDefault(RewardMetadataKeys.Bin)).ToList()) : null;
             Write(outRows, metrics, parse.GetValue(format) == "json");
             foreach (var failed in outRows.Where(r => r.Error is not null))
                 Console.Error.WriteLine($"nextflow-rl: error: {failed.Error}");

@@ -26,4 +26,10 @@ public static class RewardMetadataKeys
 {
     /// <summary>The words the image should show, separated by single spaces (overrides words parsed from the prompt).</summary>
     public const string TargetWords = "target_words";
+
+    /// <summary>
+    /// The evaluation bin of the sample (e.g. <c>1region-heldout</c>): evaluations and <c>score --summary</c> report
+    /// their metrics per bin and per dash-separated part shared by several bins.
+    /// </summary>
+    public const string Bin = "bin";
 }
