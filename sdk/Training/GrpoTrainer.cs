@@ -268,7 +268,7 @@ public sealed class GrpoTrainer : IDisposable
                 }
             }
 
-            double lossSum = 0, ratioSum = 0, ratioSq = 0, count = 0, clipped = 0, klSum = 0, firstMaxDev = 0, gradNorm = 0;
+            double lossSum = 0, ratioSum = 0, ratioSq = 0, count = 0, clipped = 0, klSum = 0, probSum = 0, firstMaxDev = 0, gradNorm = 0;
             int nanSkipped = 0;
             for (int epoch = 0; epoch < _o.InnerEpochs; epoch++)
             {
@@ -285,6 +285,7 @@ public sealed class GrpoTrainer : IDisposable
                     for (int t = 0; t < logps.Count; t++)
                     {
                         var mask = masks[t].index_select(0, idx);
+                        if (epoch == 0) probSum += (old[c][t].exp() * mask).sum().item<float>();
                         var (l, ratio) = GrpoMath.ClippedSurrogate(logps[t], old[c][t], a, _o.ClipEpsilon);
                         if (_reference is not null)
                         {
@@ -331,6 +332,7 @@ public sealed class GrpoTrainer : IDisposable
             metrics["clip_frac"] = count > 0 ? clipped / count : 0;
             metrics["ratio_first_max_dev"] = firstMaxDev;
             metrics["kl"] = _reference is null ? 0 : klSum / Math.Max(metrics["active_tokens"], 1);
+            metrics["token_prob"] = probSum / Math.Max(metrics["active_tokens"], 1);
             metrics["grad_norm"] = gradNorm;
             metrics["nan_skipped"] = nanSkipped;
         }

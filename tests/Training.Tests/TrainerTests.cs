@@ -83,6 +83,24 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void TokenProbIsTheLossDistributionsProbabilityOfTheSampledTokens()
+    {
+        // Without CFG, greedy rollouts take the conditional distribution's most likely token at every site, so their
+        // tokens are more probable under it than plain samples' tokens.
+        double TokenProb(int topK)
+        {
+            var o = Options(x => { x.Vmr.Schedule = AlternationSchedule.Joint; x.Rollout.CfgScale = 0; x.Rollout.TopK = topK; x.Mask.Enabled = false; });
+            using var policy = new TinyNextScalePolicy(seed: 1);
+            using var trainer = Trainer(o, policy);
+            return trainer.RunStep().Metrics["token_prob"];
+        }
+        double plain = TokenProb(0), greedy = TokenProb(1);
+        Assert.InRange(plain, 1e-6, 1.0);
+        Assert.InRange(greedy, 1e-6, 1.0);
+        Assert.True(greedy > plain, $"greedy {greedy} vs plain {plain}");
+    }
+
+    [Fact]
     public async Task BetaZeroSkipsTheReference()
     {
         var o = Options(x => x.KlBeta = 0);
