@@ -7,7 +7,8 @@ namespace NextFlowRL.Policies.Var;
 /// <summary>How the sampler computes each scale's logits (for tests and benchmarks).</summary>
 /// <param name="UseKvCache">Reuse keys/values of earlier scales (normal); false recomputes the whole prefix every scale.</param>
 /// <param name="RecordLogProbs">Also return the log-probabilities of the chosen tokens under the plain conditional distribution.</param>
-public sealed record SamplerSettings(bool UseKvCache = true, bool RecordLogProbs = false);
+/// <param name="RecordGuided">Record them instead under the guided, tempered distribution before truncation (see <see cref="VarPolicy.GuidedLogProbs"/>).</param>
+public sealed record SamplerSettings(bool UseKvCache = true, bool RecordLogProbs = false, bool RecordGuided = false);
 
 /// <summary>
 /// The VAR policy: a multi-scale residual VQ-VAE tokenizer (frozen) and a text-conditioned next-scale transformer
@@ -126,15 +127,13 @@ public sealed class VarPolicy : INextScalePolicy
             else
             {
                 var plain = logits!.narrow(0, 0, b);
-                var l = plain;
-                if (cfg)
-                {
-                    double t = s > 1 ? options.CfgScale * k / (s - 1) : 0;
-                    l = (1 + t) * plain - t * logits!.narrow(0, b, b);
-                }
+                var l = cfg ? Guide(plain, logits!.narrow(0, b, b), options.CfgScale, k, s) : plain;
                 idx = SampleTokens(l, options, gen).view(b, shape.Height, shape.Width);
                 if (settings.RecordLogProbs)
-                    logps.Add(plain.log_softmax(-1).gather(-1, idx.view(b, -1, 1)).view(b, shape.Height, shape.Width).MoveToOuterDisposeScope());
+                {
+                    var recorded = settings.RecordGuided ? l / options.Temperature : plain;
+                    logps.Add(recorded.log_softmax(-1).gather(-1, idx.view(b, -1, 1)).view(b, shape.Height, shape.Width).MoveToOuterDisposeScope());
+                }
             }
             grids.Add(idx);
             var e = _model.Tokenizer.EmbedScale(idx, k);
@@ -142,6 +141,13 @@ public sealed class VarPolicy : INextScalePolicy
         }
         foreach (var g in grids) g.MoveToOuterDisposeScope();
         return (new TokenTrajectories(prompts, grids), logps);
+    }
+
+    /// <summary>VAR's guidance ramp: at scale <paramref name="k"/> of <paramref name="scales"/>, <c>t = cfg * k / (scales - 1)</c> and <c>(1 + t) cond - t uncond</c>.</summary>
+    private static Tensor Guide(Tensor cond, Tensor uncond, double cfg, int k, int scales)
+    {
+        double t = scales > 1 ? cfg * k / (scales - 1) : 0;
+        return (1 + t) * cond - t * uncond;
     }
 
     /// <summary>Draws one token per site from logits <c>[B, n, V]</c> after temperature, top-k and top-p.</summary>
@@ -170,7 +176,18 @@ public sealed class VarPolicy : INextScalePolicy
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale)
+    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale) =>
+        TeacherForcedLogProbs(trajectories, firstScale, endScale, null);
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> GuidedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions guidance)
+    {
+        ArgumentNullException.ThrowIfNull(guidance);
+        guidance.Validate();
+        return TeacherForcedLogProbs(trajectories, firstScale, endScale, guidance);
+    }
+
+    private IReadOnlyList<Tensor> TeacherForcedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions? guidance)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(trajectories);
@@ -180,15 +197,20 @@ public sealed class VarPolicy : INextScalePolicy
             throw new ArgumentException($"The trajectories have {trajectories.Length} scales; log-probs up to scale {endScale} need that many.");
         using var scope = NewDisposeScope();
         int b = trajectories.Count;
+        bool cfg = guidance is { CfgScale: > 0 };
         var tokens = trajectories.Grids.Take(endScale).Select(g => g.to(Device)).ToList();
-        var cond = _model.Generator.EncodeText(trajectories.Prompts.ToArray<string?>(), Device);
-        var logits = VarForward.TeacherForcedLogits(_model, cond, tokens, endScale);
+        var prompts = trajectories.Prompts.ToArray<string?>();
+        // With guidance, the unconditional rows (null prompt) run in the same pass, like the sampler's.
+        var cond = _model.Generator.EncodeText(cfg ? prompts.Concat(Enumerable.Repeat<string?>(null, b)).ToArray() : prompts, Device);
+        var logits = VarForward.TeacherForcedLogits(_model, cond, cfg ? tokens.Select(g => cat([g, g], 0)).ToList() : tokens, endScale);
         var result = new List<Tensor>();
         for (int k = firstScale; k < endScale; k++)
         {
             var shape = _schedule[k];
-            var lk = logits.narrow(1, _model.Generator.ScaleBegin[k], shape.Tokens).log_softmax(-1);
-            var lp = lk.gather(-1, tokens[k].reshape(b, -1, 1)).view(b, shape.Height, shape.Width);
+            var lk = logits.narrow(1, _model.Generator.ScaleBegin[k], shape.Tokens);
+            if (cfg) lk = Guide(lk.narrow(0, 0, b), lk.narrow(0, b, b), guidance!.CfgScale, k, _schedule.Count);
+            if (guidance is not null && guidance.Temperature != 1.0) lk = lk / guidance.Temperature;
+            var lp = lk.log_softmax(-1).gather(-1, tokens[k].reshape(b, -1, 1)).view(b, shape.Height, shape.Width);
             result.Add(lp.to(ScalarType.Float32).MoveToOuterDisposeScope());
         }
         return result;

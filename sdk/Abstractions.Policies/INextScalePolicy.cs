@@ -44,6 +44,16 @@ public interface INextScalePolicy : IDisposable
     /// </summary>
     IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale);
 
+    /// <summary>
+    /// Like <see cref="LogProbs"/>, under the distribution the sampler draws from with <paramref name="guidance"/> before
+    /// truncation: classifier-free guidance at <see cref="SamplingOptions.CfgScale"/> (with the policy's own schedule of
+    /// the guidance over scales) and <see cref="SamplingOptions.Temperature"/>; top-k and top-p are not applied.
+    /// Policies without it keep this default, which throws.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The policy computes plain conditional log-probs only.</exception>
+    IReadOnlyList<Tensor> GuidedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions guidance) =>
+        throw new NotSupportedException($"policy '{Name}' computes log-probs of the plain conditional distribution only; use Train:LossDistribution=Conditional");
+
     /// <summary>Decodes complete trajectories to images, one per row.</summary>
     IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories);
 

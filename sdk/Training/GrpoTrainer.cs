@@ -264,7 +264,7 @@ public sealed class GrpoTrainer : IDisposable
                 using (no_grad())
                 {
                     foreach (var sub in chunkRows)
-                        reference.Add(_reference.LogProbs(sub, firstScale, endScale).Select(x => x.detach()).ToArray());
+                        reference.Add(LossLogProbs(_reference, sub, firstScale, endScale).Select(x => x.detach()).ToArray());
                 }
             }
 
@@ -278,7 +278,7 @@ public sealed class GrpoTrainer : IDisposable
                 {
                     using var inner = NewDisposeScope();
                     using var idx = tensor(chunks[c].Select(i => (long)i).ToArray(), device: device);
-                    var logps = _policy.LogProbs(chunkRows[c], firstScale, endScale);
+                    var logps = LossLogProbs(_policy, chunkRows[c], firstScale, endScale);
                     if (epoch == 0) old[c] = logps.Select(x => x.detach().MoveToOuterDisposeScope()).ToArray();
                     var a = adv.index_select(0, idx).view(-1, 1, 1);
                     Tensor? numerator = null;
@@ -342,6 +342,12 @@ public sealed class GrpoTrainer : IDisposable
             foreach (var m in masks) m.Dispose();
         }
     }
+
+    /// <summary>Teacher-forced log-probs under <see cref="TrainerOptions.LossDistribution"/>.</summary>
+    private IReadOnlyList<Tensor> LossLogProbs(INextScalePolicy policy, TokenTrajectories rows, int firstScale, int endScale) =>
+        _o.LossDistribution == LossDistribution.Guided
+            ? policy.GuidedLogProbs(rows, firstScale, endScale, new SamplingOptions { CfgScale = _o.Rollout.CfgScale, Temperature = _o.Rollout.Temperature })
+            : policy.LogProbs(rows, firstScale, endScale);
 
     /// <summary>Writes the optimizer state and the step counter into <paramref name="directory"/> (the caller saves the policies).</summary>
     public void SaveState(string directory)

@@ -42,8 +42,12 @@ public enum LossDistribution
     /// <summary>The plain conditional distribution (no CFG, no truncation), the paper's choice.</summary>
     Conditional,
 
-    /// <summary>Not supported by the contract's teacher-forced pass; listed so configurations naming it get a clear error.</summary>
-    Sampling,
+    /// <summary>
+    /// The distribution the rollouts are drawn from before truncation: <c>Rollout:CfgScale</c> (with the policy's guidance
+    /// schedule) and <c>Rollout:Temperature</c>, no top-k/top-p; an unconditional pass is added to every forward. Needs a
+    /// policy that implements <c>INextScalePolicy.GuidedLogProbs</c> (the VAR policy does).
+    /// </summary>
+    Guided,
 }
 
 /// <summary>One reward of the ensemble.</summary>
@@ -257,7 +261,6 @@ public sealed class TrainerOptions
         Check(ClipEpsilon is > 0 and < 1, $"Train:ClipEpsilon must be in (0, 1), got {ClipEpsilon}");
         Check(KlBeta >= 0, $"Train:KlBeta must be >= 0, got {KlBeta}");
         Check(AdvantageEpsilon > 0, $"Train:AdvantageEpsilon must be > 0, got {AdvantageEpsilon}");
-        Check(LossDistribution == LossDistribution.Conditional, "Train:LossDistribution=Sampling is not supported: policies expose teacher-forced log-probs of the plain conditional distribution only");
         Check(Alpha >= 0 && double.IsFinite(Alpha), $"Train:Alpha must be >= 0, got {Alpha}");
         Check(Vmr.Continuations >= 1, $"Train:Vmr:Continuations must be >= 1, got {Vmr.Continuations}");
         Check(Vmr.Eta > 0, $"Train:Vmr:Eta must be > 0, got {Vmr.Eta}");

@@ -96,6 +96,27 @@ public sealed class VarPolicyTests
     }
 
     [Fact]
+    public void GuidedLogProbsEqualTheSamplersGuidedDistributionOnEveryScale()
+    {
+        using var p = Tiny.Policy();
+        var o = new SamplingOptions { Seed = 13, CfgScale = 2.0, TopK = 8, Temperature = 0.7 };
+        var (traj, sampled) = p.Run(Tiny.Prompts, null, o, new SamplerSettings(RecordLogProbs: true, RecordGuided: true));
+        using (traj)
+        {
+            var guided = p.GuidedLogProbs(traj, 0, p.Schedule.Count, o);
+            for (int k = 0; k < guided.Count; k++)
+                Assert.True(guided[k].allclose(sampled[k], rtol: 0, atol: 1e-5), $"scale {k}: max diff {(guided[k] - sampled[k]).abs().max().item<float>()}");
+            var suffix = p.GuidedLogProbs(traj, 2, p.Schedule.Count, o);
+            Assert.True(suffix[0].allclose(guided[2], rtol: 0, atol: 1e-6));
+            // Without guidance and at temperature 1 the guided distribution is the plain conditional one.
+            var plain = p.LogProbs(traj, 0, p.Schedule.Count);
+            var unguided = p.GuidedLogProbs(traj, 0, p.Schedule.Count, new SamplingOptions { CfgScale = 0, Temperature = 1 });
+            for (int k = 0; k < plain.Count; k++) Assert.True(unguided[k].allclose(plain[k], rtol: 0, atol: 1e-6));
+            Assert.False(guided[^1].allclose(plain[^1], rtol: 0, atol: 1e-3), "guidance must change the last scale's distribution");
+        }
+    }
+
+    [Fact]
     public void LogProbsCarryGradientsToTrainableParameters()
     {
         using var p = Tiny.Policy();

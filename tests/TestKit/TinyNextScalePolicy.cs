@@ -102,16 +102,35 @@ public sealed class TinyNextScalePolicy : INextScalePolicy
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale)
+    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale) =>
+        TeacherForced(trajectories, firstScale, endScale, null);
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> GuidedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions guidance)
+    {
+        ArgumentNullException.ThrowIfNull(guidance);
+        guidance.Validate();
+        return TeacherForced(trajectories, firstScale, endScale, guidance);
+    }
+
+    private List<Tensor> TeacherForced(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions? guidance)
     {
         ArgumentNullException.ThrowIfNull(trajectories);
         if (firstScale < 0 || endScale > trajectories.Length || firstScale >= endScale)
             throw new ArgumentOutOfRangeException(nameof(firstScale), $"Scales {firstScale}..{endScale} outside the {trajectories.Length} given.");
         using var cond = _net.Condition(trajectories.Prompts);
+        using var uncond = zeros_like(cond);
         var result = new List<Tensor>();
         for (int t = firstScale; t < endScale; t++)
         {
-            var logits = _net.Logits(t == 0 ? null : trajectories.Grids[t - 1], cond, t, Schedule[t]);
+            var previous = t == 0 ? null : trajectories.Grids[t - 1];
+            var logits = _net.Logits(previous, cond, t, Schedule[t]);
+            if (guidance is { CfgScale: > 0 })
+            {
+                double ramp = guidance.CfgScale * (Schedule.Count == 1 ? 1 : (double)t / (Schedule.Count - 1));
+                logits = (1 + ramp) * logits - ramp * _net.Logits(previous, uncond, t, Schedule[t]);
+            }
+            if (guidance is not null) logits = logits / guidance.Temperature;
             var logp = logits.log_softmax(-1).gather(-1, trajectories.Grids[t].unsqueeze(-1)).squeeze(-1);
             result.Add(logp);
         }

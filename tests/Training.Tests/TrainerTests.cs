@@ -1,3 +1,6 @@
+using NextFlowRL.Imaging;
+using NextFlowRL.Policies;
+using static TorchSharp.torch;
 using Microsoft.Extensions.Logging.Abstractions;
 using NextFlowRL.Rewards;
 using NextFlowRL.Rewards.ImageStats;
@@ -98,6 +101,54 @@ public sealed class TrainerTests : IDisposable
         Assert.InRange(plain, 1e-6, 1.0);
         Assert.InRange(greedy, 1e-6, 1.0);
         Assert.True(greedy > plain, $"greedy {greedy} vs plain {plain}");
+    }
+
+    [Fact]
+    public void GuidedLossScoresTheSampledTokensUnderTheRolloutsDistribution()
+    {
+        // Rollouts at cfg 1 and temperature 0.5 are sharper than the plain conditional distribution: their tokens are more
+        // probable under their own (guided) distribution, and the first inner step's ratio is still exactly 1.
+        StepResult Run(LossDistribution distribution)
+        {
+            var o = Options(x => { x.Vmr.Schedule = AlternationSchedule.Joint; x.LossDistribution = distribution; x.Rollout.CfgScale = 1; x.Rollout.Temperature = 0.5; x.Mask.Enabled = false; });
+            using var policy = new TinyNextScalePolicy(seed: 1);
+            using var trainer = Trainer(o, policy);
+            return trainer.RunStep();
+        }
+        var conditional = Run(LossDistribution.Conditional);
+        var guided = Run(LossDistribution.Guided);
+        Assert.Equal(conditional.Metrics["reward_mean"], guided.Metrics["reward_mean"]); // same rollouts
+        Assert.Equal(0.0, guided.Metrics["ratio_first_max_dev"]);
+        Assert.True(guided.Metrics["token_prob"] > conditional.Metrics["token_prob"], $"guided {guided.Metrics["token_prob"]} vs conditional {conditional.Metrics["token_prob"]}");
+    }
+
+    [Fact]
+    public void GuidedLossWithAPolicyWithoutGuidedLogProbsFailsNamingTheOption()
+    {
+        var o = Options(x => { x.Vmr.Schedule = AlternationSchedule.Joint; x.LossDistribution = LossDistribution.Guided; x.KlBeta = 0; });
+        using var inner = new TinyNextScalePolicy(seed: 1);
+        var policy = new PlainLogProbsOnly(inner);
+        using var trainer = new GrpoTrainer(o, policy, null, new RewardEnsemble([(o.Rewards[0], Brightness())], NullLogger.Instance), PromptSet.Load(PromptsPath), NullLogger.Instance);
+        var error = Assert.Throws<NotSupportedException>(() => trainer.RunStep());
+        Assert.Contains("Train:LossDistribution=Conditional", error.Message);
+    }
+
+    /// <summary>A policy that keeps the contract's default <c>GuidedLogProbs</c> (delegates everything else).</summary>
+    private sealed class PlainLogProbsOnly(INextScalePolicy inner) : INextScalePolicy
+    {
+        public string Name => "plain-only";
+        public PolicyInfo Info => inner.Info;
+        public ScaleSchedule Schedule => inner.Schedule;
+        public Device Device => inner.Device;
+        public TokenTrajectories Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default) => inner.Sample(prompts, options, cancellationToken);
+        public TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default) => inner.Continue(prefix, options, cancellationToken);
+        public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale) => inner.LogProbs(trajectories, firstScale, endScale);
+        public IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories) => inner.Decode(trajectories);
+        public IReadOnlyList<TorchSharp.Modules.Parameter> TrainableParameters() => inner.TrainableParameters();
+        public void SetTraining(bool training) => inner.SetTraining(training);
+        public INextScalePolicy CreateFrozenCopy() => inner.CreateFrozenCopy();
+        public void Save(string directory) => inner.Save(directory);
+        public void Dispose() { }
     }
 
     [Fact]
