@@ -72,14 +72,7 @@ public sealed class TinyNextScalePolicy : INextScalePolicy
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             var previous = t == 0 ? null : grids[t - 1];
-            var logits = _net.Logits(previous, cond, t, Schedule[t]);
-            if (options.CfgScale > 0)
-            {
-                double ramp = options.CfgScale * (Schedule.Count == 1 ? 1 : (double)t / (Schedule.Count - 1));
-                var u = _net.Logits(previous, uncond, t, Schedule[t]);
-                logits = (1 + ramp) * logits - ramp * u;
-            }
-            logits = logits / options.Temperature;
+            var logits = GuidedLogits(previous, cond, uncond, t, options.CfgScale) / options.Temperature;
             if (options.TopK > 0 && options.TopK < Vocab)
             {
                 var kth = logits.topk(options.TopK, dim: -1).values[.., .., .., ^1..];
@@ -113,6 +106,15 @@ public sealed class TinyNextScalePolicy : INextScalePolicy
         return TeacherForced(trajectories, firstScale, endScale, guidance);
     }
 
+    /// <summary>Scale <paramref name="t"/>'s logits; with <paramref name="cfg"/> &gt; 0 guided by the zero (unconditional) prompt, ramped linearly over the scales.</summary>
+    private Tensor GuidedLogits(Tensor? previous, Tensor cond, Tensor uncond, int t, double cfg)
+    {
+        var logits = _net.Logits(previous, cond, t, Schedule[t]);
+        if (cfg <= 0) return logits;
+        double ramp = cfg * (Schedule.Count == 1 ? 1 : (double)t / (Schedule.Count - 1));
+        return (1 + ramp) * logits - ramp * _net.Logits(previous, uncond, t, Schedule[t]);
+    }
+
     private List<Tensor> TeacherForced(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions? guidance)
     {
         ArgumentNullException.ThrowIfNull(trajectories);
@@ -124,12 +126,7 @@ public sealed class TinyNextScalePolicy : INextScalePolicy
         for (int t = firstScale; t < endScale; t++)
         {
             var previous = t == 0 ? null : trajectories.Grids[t - 1];
-            var logits = _net.Logits(previous, cond, t, Schedule[t]);
-            if (guidance is { CfgScale: > 0 })
-            {
-                double ramp = guidance.CfgScale * (Schedule.Count == 1 ? 1 : (double)t / (Schedule.Count - 1));
-                logits = (1 + ramp) * logits - ramp * _net.Logits(previous, uncond, t, Schedule[t]);
-            }
+            var logits = GuidedLogits(previous, cond, uncond, t, guidance?.CfgScale ?? 0);
             if (guidance is not null) logits = logits / guidance.Temperature;
             var logp = logits.log_softmax(-1).gather(-1, trajectories.Grids[t].unsqueeze(-1)).squeeze(-1);
             result.Add(logp);

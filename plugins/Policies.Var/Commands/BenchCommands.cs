@@ -1,10 +1,7 @@
 using System.Diagnostics;
-using System.Text.Json;
-using NextFlowRL.Imaging;
 using NextFlowRL.Plugins;
 using NextFlowRL.Policies.Var.Data;
 using NextFlowRL.Policies.Var.Model;
-using NextFlowRL.Policies.Var.Training;
 
 namespace NextFlowRL.Policies.Var.Commands;
 
