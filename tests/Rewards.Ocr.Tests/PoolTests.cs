@@ -9,20 +9,20 @@ public class PoolTests
     public async Task WorkersRunConcurrentlyEachWithItsOwnEngine()
     {
         using var pool = new OcrEnginePool(new TesseractSettings(), workers: 2);
-        int inFlight = 0, maxInFlight = 0;
+        // The first two items meet at a barrier: a worker that takes item 0 waits there, so item 1 can only be taken
+        // by the other worker, and the barrier opens only if both run at once. No timing assumption (engine creation
+        // can take longer than a whole batch on a busy machine).
+        using var meet = new Barrier(2);
+        int met = 0;
         var enginesSeen = new System.Collections.Concurrent.ConcurrentDictionary<TesseractEngine, int>();
         var results = await pool.RunAsync(8, (engine, i) =>
         {
-            int now = Interlocked.Increment(ref inFlight);
-            int seen;
-            while ((seen = Volatile.Read(ref maxInFlight)) < now && Interlocked.CompareExchange(ref maxInFlight, now, seen) != seen) { }
             enginesSeen.TryAdd(engine, 0);
-            Thread.Sleep(50); // not CPU: concurrency shows even on a busy machine
-            Interlocked.Decrement(ref inFlight);
+            if (i < 2 && meet.SignalAndWait(TimeSpan.FromSeconds(60))) Interlocked.Increment(ref met);
             return i * 10;
         });
         Assert.Equal(Enumerable.Range(0, 8).Select(i => i * 10), results);
-        Assert.Equal(2, maxInFlight);
+        Assert.Equal(2, met);
         Assert.Equal(2, enginesSeen.Count);
         Assert.Equal(2, pool.EnginesCreated);
     }
