@@ -51,6 +51,13 @@ public sealed class GrpoTrainer : IDisposable
         _policy = policy ?? throw new ArgumentNullException(nameof(policy));
         if (options.KlBeta > 0 && reference is null) throw new ArgumentException("KlBeta > 0 needs a reference policy.", nameof(reference));
         _reference = options.KlBeta > 0 ? reference : null;
+        if (options.LossDistribution == LossDistribution.Guided)
+        {
+            // Fail before any work (evaluation, rollouts) rather than at the first update.
+            foreach (var p in new[] { policy, _reference }.OfType<INextScalePolicy>())
+                if (!ImplementsGuidedLogProbs(p))
+                    throw new NotSupportedException($"Train:LossDistribution=Guided needs guided log-probs, which policy '{p.Name}' does not compute; use Train:LossDistribution=Conditional");
+        }
         _rewards = rewards;
         _prompts = prompts;
         _logger = logger;
@@ -268,12 +275,17 @@ public sealed class GrpoTrainer : IDisposable
                 }
             }
 
-            double lossSum = 0, ratioSum = 0, ratioSq = 0, count = 0, clipped = 0, klSum = 0, probSum = 0, firstMaxDev = 0, gradNorm = 0;
+            // Statistics accumulate on the device and are read once per update (no host sync per scale and chunk):
+            // sum of ratios, of squared ratios, active tokens, clipped tokens (all epochs); KL and token probability
+            // sums (first epoch); largest |ratio - 1| of the first epoch.
+            using var stats = zeros(6, dtype: ScalarType.Float64, device: device);
+            using var firstMaxDev = zeros(1, dtype: ScalarType.Float64, device: device);
+            double lossSum = 0, gradNorm = 0;
             int nanSkipped = 0;
             for (int epoch = 0; epoch < _o.InnerEpochs; epoch++)
             {
                 _optimizer.zero_grad();
-                double epochLoss = 0;
+                Tensor? epochLossSum = null;
                 for (int c = 0; c < chunks.Count; c++)
                 {
                     using var inner = NewDisposeScope();
@@ -285,35 +297,35 @@ public sealed class GrpoTrainer : IDisposable
                     for (int t = 0; t < logps.Count; t++)
                     {
                         var mask = masks[t].index_select(0, idx);
-                        if (epoch == 0) probSum += (old[c][t].exp() * mask).sum().item<float>();
                         var (l, ratio) = GrpoMath.ClippedSurrogate(logps[t], old[c][t], a, _o.ClipEpsilon);
+                        Tensor? kl = null;
                         if (_reference is not null)
                         {
-                            var kl = GrpoMath.KlK3(logps[t], reference[c][t]);
+                            kl = GrpoMath.KlK3(logps[t], reference[c][t]);
                             l = l + _o.KlBeta * kl;
-                            if (epoch == 0) klSum += (kl.detach() * mask).sum().item<float>();
                         }
                         var term = (l * mask).sum() * weights[t];
                         numerator = numerator is null ? term : numerator + term;
                         using (no_grad())
                         {
-                            var r = ratio.detach();
-                            var active = mask > 0;
-                            var ra = r.masked_select(active);
-                            if (ra.numel() > 0)
-                            {
-                                ratioSum += ra.sum().item<float>();
-                                ratioSq += (ra * ra).sum().item<float>();
-                                count += ra.numel();
-                                clipped += ((ra - 1).abs() > _o.ClipEpsilon).sum().item<long>();
-                                if (epoch == 0) firstMaxDev = Math.Max(firstMaxDev, (ra - 1).abs().max().item<float>());
-                            }
+                            var active = (mask > 0).to(ScalarType.Float64);
+                            var dev = (ratio.detach().to(ScalarType.Float64) - 1) * active;
+                            var r = (dev + 1) * active;
+                            var first = epoch == 0 ? 1.0 : 0.0;
+                            var klTerm = kl is null ? zeros([], dtype: ScalarType.Float64, device: device) : (kl.detach().to(ScalarType.Float64) * mask).sum() * first;
+                            stats.add_(stack([
+                                r.sum(), (r * r).sum(), active.sum(), (dev.abs() > _o.ClipEpsilon).to(ScalarType.Float64).sum(),
+                                klTerm, (old[c][t].exp().to(ScalarType.Float64) * mask).sum() * first]));
+                            if (epoch == 0) firstMaxDev.copy_(maximum(firstMaxDev, dev.abs().max().view(1)));
                         }
                     }
                     var loss = numerator! / denominator;
                     loss.backward();
-                    epochLoss += loss.item<float>();
+                    var detached = loss.detach();
+                    epochLossSum = epochLossSum is null ? detached.MoveToOuterDisposeScope() : (epochLossSum + detached).MoveToOuterDisposeScope();
                 }
+                double epochLoss = epochLossSum!.item<float>();
+                epochLossSum.Dispose();
                 gradNorm = nn.utils.clip_grad_norm_(_parameters, _o.MaxGradNorm > 0 ? _o.MaxGradNorm : double.PositiveInfinity);
                 if (!double.IsFinite(epochLoss) || !double.IsFinite(gradNorm))
                 {
@@ -325,12 +337,15 @@ public sealed class GrpoTrainer : IDisposable
                 _optimizer.step();
                 lossSum += epochLoss;
             }
+            using var onHost = stats.cpu();
+            var s = onHost.data<double>().ToArray();
+            double ratioSum = s[0], ratioSq = s[1], count = s[2], clipped = s[3], klSum = s[4], probSum = s[5];
             double mean = count > 0 ? ratioSum / count : 1;
             metrics["loss"] = lossSum / _o.InnerEpochs;
             metrics["ratio_mean"] = mean;
             metrics["ratio_std"] = count > 0 ? Math.Sqrt(Math.Max(0, ratioSq / count - mean * mean)) : 0;
             metrics["clip_frac"] = count > 0 ? clipped / count : 0;
-            metrics["ratio_first_max_dev"] = firstMaxDev;
+            metrics["ratio_first_max_dev"] = firstMaxDev.item<double>();
             metrics["kl"] = _reference is null ? 0 : klSum / Math.Max(metrics["active_tokens"], 1);
             metrics["token_prob"] = probSum / Math.Max(metrics["active_tokens"], 1);
             metrics["grad_norm"] = gradNorm;
@@ -341,6 +356,15 @@ public sealed class GrpoTrainer : IDisposable
             foreach (var sub in chunkRows) sub.Dispose();
             foreach (var m in masks) m.Dispose();
         }
+    }
+
+    /// <summary>Whether the policy's class implements <see cref="INextScalePolicy.GuidedLogProbs"/> rather than keeping the contract's default.</summary>
+    private static bool ImplementsGuidedLogProbs(INextScalePolicy policy)
+    {
+        var contract = typeof(INextScalePolicy);
+        var map = policy.GetType().GetInterfaceMap(contract);
+        int i = Array.FindIndex(map.InterfaceMethods, m => m.Name == nameof(INextScalePolicy.GuidedLogProbs));
+        return i >= 0 && map.TargetMethods[i].DeclaringType != contract;
     }
 
     /// <summary>Teacher-forced log-probs under <see cref="TrainerOptions.LossDistribution"/>.</summary>

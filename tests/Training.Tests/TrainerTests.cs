@@ -128,9 +128,15 @@ public sealed class TrainerTests : IDisposable
         var o = Options(x => { x.Vmr.Schedule = AlternationSchedule.Joint; x.LossDistribution = LossDistribution.Guided; x.KlBeta = 0; });
         using var inner = new TinyNextScalePolicy(seed: 1);
         var policy = new PlainLogProbsOnly(inner);
-        using var trainer = new GrpoTrainer(o, policy, null, new RewardEnsemble([(o.Rewards[0], Brightness())], NullLogger.Instance), PromptSet.Load(PromptsPath), NullLogger.Instance);
-        var error = Assert.Throws<NotSupportedException>(() => trainer.RunStep());
+        // Refused when the trainer is built, before any evaluation or rollout.
+        var error = Assert.Throws<NotSupportedException>(() =>
+            new GrpoTrainer(o, policy, null, new RewardEnsemble([(o.Rewards[0], Brightness())], NullLogger.Instance), PromptSet.Load(PromptsPath), NullLogger.Instance));
+        Assert.Contains("'plain-only'", error.Message);
         Assert.Contains("Train:LossDistribution=Conditional", error.Message);
+        // The same policy trains with the conditional loss.
+        o.LossDistribution = LossDistribution.Conditional;
+        using var trainer = new GrpoTrainer(o, policy, null, new RewardEnsemble([(o.Rewards[0], Brightness())], NullLogger.Instance), PromptSet.Load(PromptsPath), NullLogger.Instance);
+        Assert.True(double.IsFinite(trainer.RunStep().Metrics["loss"]));
     }
 
     /// <summary>A policy that keeps the contract's default <c>GuidedLogProbs</c> (delegates everything else).</summary>
