@@ -46,7 +46,7 @@ internal sealed class ConsoleProgress
         int width = 24;
         int filled = _total == 0 ? width : (int)Math.Round(width * Math.Min(1.0, (double)_done / _total));
         var line = $"{_label} [{new string('#', filled)}{new string('.', width - filled)}] {_done}/{_total} " +
-                   (double.IsNaN(rate) ? $"-- {Unit}/s ETA --:--" : $"{rate:0.0} {Unit}/s ETA {Format(TimeSpan.FromSeconds((_total - _done) / rate))}") + (detail is null ? "" : "  " + detail);
+                   (double.IsNaN(rate) ? $"-- {Unit}/s ETA --:--" : $"{FormatRate(rate, Unit)} ETA {Format(TimeSpan.FromSeconds((_total - _done) / rate))}") + (detail is null ? "" : "  " + detail);
         if (_interactive)
         {
             Console.Error.Write("\r" + line.PadRight(Math.Min(Console.BufferWidth > 0 ? Console.BufferWidth - 1 : 120, 200)));
@@ -57,6 +57,10 @@ internal sealed class ConsoleProgress
             Console.Error.WriteLine(line);
         }
     }
+
+    /// <summary>Units per second, or seconds per unit when slower than one a second ("2.5 steps/s", "18.3 s/step").</summary>
+    public static string FormatRate(double perSecond, string unit) =>
+        perSecond >= 1 ? $"{perSecond:0.0} {unit}/s" : $"{1 / perSecond:0.0} s/{(unit.Length > 1 && unit.EndsWith('s') ? unit[..^1] : unit)}";
 
     public static string Format(TimeSpan t) => t.TotalHours >= 1 ? t.ToString(@"h\:mm\:ss") : t.ToString(@"mm\:ss");
 }

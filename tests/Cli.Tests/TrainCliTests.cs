@@ -60,6 +60,9 @@ public sealed class TrainCliTests : IDisposable
         var first = await CliRunner.RunAsync(["train", "--steps", "2", "--out", run, .. Common()], TimeSpan.FromMinutes(3));
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Contains("held-out metric", first.Stdout);
+        // Progress on standard error, ending at the last step: the rate reads as steps per second or, for slow steps,
+        // seconds per step ("--" when the steps were too quick to time).
+        Assert.Matches(@"train \[#+\] 2/2 (-- steps/s ETA --:--|\d+\.\d (steps/s|s/step) ETA \d\d:\d\d)", first.Stderr);
         Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length);
 
         var resumed = await CliRunner.RunAsync(["train", "--resume", run, "--steps", "3", "--plugins-dir", _plugins], TimeSpan.FromMinutes(3));
