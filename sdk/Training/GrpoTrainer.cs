@@ -285,7 +285,7 @@ public sealed class GrpoTrainer : IDisposable
             for (int epoch = 0; epoch < _o.InnerEpochs; epoch++)
             {
                 _optimizer.zero_grad();
-                Tensor? epochLossSum = null;
+                using var epochLossSum = zeros([], dtype: ScalarType.Float64, device: device);
                 for (int c = 0; c < chunks.Count; c++)
                 {
                     using var inner = NewDisposeScope();
@@ -321,11 +321,9 @@ public sealed class GrpoTrainer : IDisposable
                     }
                     var loss = numerator! / denominator;
                     loss.backward();
-                    var detached = loss.detach();
-                    epochLossSum = epochLossSum is null ? detached.MoveToOuterDisposeScope() : (epochLossSum + detached).MoveToOuterDisposeScope();
+                    epochLossSum.add_(loss.detach().to(ScalarType.Float64));
                 }
-                double epochLoss = epochLossSum!.item<float>();
-                epochLossSum.Dispose();
+                double epochLoss = epochLossSum.item<double>();
                 gradNorm = nn.utils.clip_grad_norm_(_parameters, _o.MaxGradNorm > 0 ? _o.MaxGradNorm : double.PositiveInfinity);
                 if (!double.IsFinite(epochLoss) || !double.IsFinite(gradNorm))
                 {
