@@ -99,6 +99,9 @@ public sealed class VarPolicy : INextScalePolicy
         for (int k = 0; k < s; k++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            // One scope per scale: the scale's logits and sampling temporaries are freed before the next scale, so the
+            // peak is one scale's worth instead of all scales'. What the next scales need is moved out at the end.
+            using var scaleScope = NewDisposeScope();
             var shape = _schedule[k];
             bool forced = k < given;
             Tensor? logits = null;
@@ -132,12 +135,20 @@ public sealed class VarPolicy : INextScalePolicy
                 if (settings.RecordLogProbs)
                 {
                     var recorded = settings.RecordGuided ? l / options.Temperature : plain;
-                    logps.Add(recorded.log_softmax(-1).gather(-1, idx.view(b, -1, 1)).view(b, shape.Height, shape.Width).MoveToOuterDisposeScope());
+                    logps.Add(recorded.log_softmax(-1).gather(-1, idx.view(b, -1, 1)).view(b, shape.Height, shape.Width).MoveToOuterDisposeScope().MoveToOuterDisposeScope());
                 }
             }
-            grids.Add(idx);
+            grids.Add(idx.MoveToOuterDisposeScope());
             var e = _model.Tokenizer.EmbedScale(idx, k);
-            fhat = fhat is null ? e : fhat + e;
+            fhat = (fhat is null ? e : fhat + e).MoveToOuterDisposeScope();
+            if (cache is not null)
+            {
+                for (int layer = 0; layer < cache.Keys.Length; layer++)
+                {
+                    cache.Keys[layer]?.MoveToOuterDisposeScope();
+                    cache.Values[layer]?.MoveToOuterDisposeScope();
+                }
+            }
         }
         foreach (var g in grids) g.MoveToOuterDisposeScope();
         return (new TokenTrajectories(prompts, grids), logps);
