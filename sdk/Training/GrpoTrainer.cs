@@ -311,11 +311,13 @@ public sealed class GrpoTrainer : IDisposable
                             var active = (mask > 0).to(ScalarType.Float64);
                             var dev = (ratio.detach().to(ScalarType.Float64) - 1) * active;
                             var r = (dev + 1) * active;
-                            var first = epoch == 0 ? 1.0 : 0.0;
-                            var klTerm = kl is null ? zeros([], dtype: ScalarType.Float64, device: device) : (kl.detach().to(ScalarType.Float64) * mask).sum() * first;
+                            // KL and token probability are first-epoch statistics: later epochs add zeros, not computed sums.
+                            var none = zeros([], dtype: ScalarType.Float64, device: device);
+                            var klTerm = epoch == 0 && kl is not null ? (kl.detach().to(ScalarType.Float64) * mask).sum() : none;
+                            var probTerm = epoch == 0 ? (old[c][t].exp().to(ScalarType.Float64) * mask).sum() : none;
                             stats.add_(stack([
                                 r.sum(), (r * r).sum(), active.sum(), (dev.abs() > _o.ClipEpsilon).to(ScalarType.Float64).sum(),
-                                klTerm, (old[c][t].exp().to(ScalarType.Float64) * mask).sum() * first]));
+                                klTerm, probTerm]));
                             if (epoch == 0) firstMaxDev.copy_(maximum(firstMaxDev, dev.abs().max().view(1)));
                         }
                     }
