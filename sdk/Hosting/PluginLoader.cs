@@ -23,6 +23,7 @@ public sealed class PluginLoader
         typeof(IRewardModel),
         typeof(INextScalePolicy),
         typeof(ImageFile),
+        typeof(NextFlowRL.Torch.Checkpoints.StateDictFile),
         typeof(TorchSharp.torch),
         typeof(SkiaSharp.SKBitmap),
         typeof(IServiceCollection),

@@ -1,0 +1,245 @@
+using NextFlowRL.Imaging;
+using NextFlowRL.Policies.FoundationVar.Model;
+using NextFlowRL.Torch.Checkpoints;
+using NextFlowRL.Torch.Imaging;
+using NextFlowRL.Torch.NextScale;
+using TorchSharp.Modules;
+
+namespace NextFlowRL.Policies.FoundationVar;
+
+/// <summary>
+/// FoundationVision's class-conditional VAR as a policy: the VQ-VAE (frozen) and the transformer (trainable), loaded
+/// from the official state dicts. Prompts are class indices or names (see <see cref="ClassNames"/>); an empty prompt is
+/// unconditional. Sampling, guidance and log-probs are the shared next-scale machinery (<see cref="NextScaleSampler"/>).
+/// </summary>
+public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Tensor>
+{
+    /// <summary>Configuration file of an RL checkpoint directory.</summary>
+    public const string ConfigFile = "config.json";
+
+    /// <summary>Transformer weights of an RL checkpoint directory (upstream key layout).</summary>
+    public const string TransformerFile = "var.safetensors";
+
+    /// <summary>VQ-VAE weights of an RL checkpoint directory (upstream key layout).</summary>
+    public const string VaeFile = "vae.safetensors";
+
+    private readonly FoundationVqVae _vae;
+    private readonly VarTransformer _var;
+    private readonly ClassNames _classes;
+    private readonly string _source;
+    private readonly (int Height, int Width) _latent;
+    private bool _disposed;
+
+    /// <summary>Wraps loaded modules (taken over) that live on <paramref name="device"/>.</summary>
+    public FoundationVarPolicy(FoundationVarConfig config, FoundationVqVae vae, VarTransformer transformer, ClassNames classes, string source, Device device, bool frozen = false)
+    {
+        Config = config ?? throw new ArgumentNullException(nameof(config));
+        _vae = vae ?? throw new ArgumentNullException(nameof(vae));
+        _var = transformer ?? throw new ArgumentNullException(nameof(transformer));
+        _classes = classes ?? throw new ArgumentNullException(nameof(classes));
+        _source = source;
+        Device = device;
+        Schedule = ScaleSchedule.Square(config.Transformer.PatchNums.ToArray());
+        _latent = (Schedule.Final.Height, Schedule.Final.Width);
+        vae.eval();
+        foreach (var p in vae.parameters()) p.requires_grad = false;
+        if (frozen)
+            foreach (var p in transformer.parameters()) p.requires_grad = false;
+        transformer.eval();
+    }
+
+    /// <summary>
+    /// Builds the policy from the two state dicts (the official <c>var_dNN.pth</c> and <c>vae_ch160v4096z32.pth</c>
+    /// layouts, or small random ones): the architecture is inferred from names and shapes, then every tensor is
+    /// checked and copied. The dicts stay the caller's.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A file that is not a FoundationVision state dict, or missing, unexpected or mis-shaped tensors (named).</exception>
+    public static FoundationVarPolicy Create(IReadOnlyDictionary<string, Tensor> vae, string vaeSource, IReadOnlyDictionary<string, Tensor> var, string varSource,
+        IReadOnlyList<int>? patchNums, ClassNames classes, Device device, string source)
+    {
+        var config = FoundationVarConfig.Infer(vae, vaeSource, var, varSource, patchNums);
+        var vq = new FoundationVqVae(config.Vae);
+        var tr = new VarTransformer(config.Transformer);
+        try
+        {
+            StateDictFile.LoadInto(vq, vae, vaeSource);
+            StateDictFile.LoadInto(tr, var, varSource);
+            vq.to(device);
+            tr.to(device);
+        }
+        catch
+        {
+            vq.Dispose();
+            tr.Dispose();
+            throw;
+        }
+        return new FoundationVarPolicy(config, vq, tr, classes, source, device);
+    }
+
+    /// <summary>The inferred architecture.</summary>
+    public FoundationVarConfig Config { get; }
+
+    /// <summary>The transformer.</summary>
+    public VarTransformer Transformer => _var;
+
+    /// <summary>The VQ-VAE.</summary>
+    public FoundationVqVae Vae => _vae;
+
+    /// <inheritdoc/>
+    public string Name => "foundation-var";
+
+    /// <inheritdoc/>
+    public PolicyInfo Info => new($"var-d{Config.Transformer.Depth}", Config.ImageSize, Config.ImageSize, _var.parameters().Sum(p => p.numel()), _source);
+
+    /// <inheritdoc/>
+    public ScaleSchedule Schedule { get; }
+
+    /// <inheritdoc/>
+    public Device Device { get; }
+
+    int INextScaleNetwork<Tensor>.Layers => Config.Transformer.Depth;
+
+    /// <summary>The class label of each prompt (the unconditional label for null or empty ones).</summary>
+    /// <exception cref="ArgumentException">A prompt that is neither a class index nor a class name.</exception>
+    public long[] Labels(IReadOnlyList<string?> prompts)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        int classes = Config.Transformer.Classes;
+        return prompts.Select(p =>
+        {
+            int label = _classes.Resolve(p, classes);
+            return (long)(label < 0 ? _var.Unconditional : label);
+        }).ToArray();
+    }
+
+    Tensor INextScaleNetwork<Tensor>.EncodeConditions(IReadOnlyList<string?> prompts)
+    {
+        using var labels = tensor(Labels(prompts), device: Device);
+        return _var.ClassEmbedding(labels);
+    }
+
+    Tensor INextScaleNetwork<Tensor>.EmbedInput(int scale, Tensor condition, Tensor? features) => _var.EmbedInput(scale, condition, features);
+
+    Tensor INextScaleNetwork<Tensor>.Logits(Tensor x, Tensor condition, Tensor? mask, KvCache? cache) => _var.Logits(x, condition, mask, cache);
+
+    /// <inheritdoc cref="INextScaleNetwork{TCondition}.TokenFeatures"/>
+    public Tensor TokenFeatures(Tensor tokens, int scale) => _vae.TokenFeatures(tokens, scale, Schedule.Count, _latent);
+
+    /// <inheritdoc cref="INextScaleNetwork{TCondition}.DownsampleFeatures"/>
+    public Tensor DownsampleFeatures(Tensor accumulated, int scale)
+    {
+        var s = Schedule[scale];
+        return accumulated.shape[2] == s.Height && accumulated.shape[3] == s.Width
+            ? accumulated.alias()
+            : nn.functional.adaptive_avg_pool2d(accumulated, [s.Height, s.Width]);
+    }
+
+    /// <summary>The sampler with explicit settings (see <see cref="NextScaleSampler.Run{TCondition}"/>).</summary>
+    public (TokenTrajectories Trajectories, IReadOnlyList<Tensor> LogProbs) Run(IReadOnlyList<string> prompts, IReadOnlyList<Tensor>? prefix,
+        SamplingOptions options, SamplerSettings settings, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return NextScaleSampler.Run(this, prompts, prefix, options, settings, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public TokenTrajectories Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default) =>
+        Run(prompts, null, options, new SamplerSettings(), cancellationToken).Trajectories;
+
+    /// <inheritdoc/>
+    public TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        return Run(prefix.Prompts, prefix.Grids, options, new SamplerSettings(), cancellationToken).Trajectories;
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return NextScaleSampler.LogProbs(this, trajectories, firstScale, endScale, null);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> GuidedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions guidance)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(guidance);
+        return NextScaleSampler.LogProbs(this, trajectories, firstScale, endScale, guidance);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(trajectories);
+        if (trajectories.Length != Schedule.Count)
+            throw new ArgumentException($"Decoding needs complete trajectories ({Schedule.Count} scales), got {trajectories.Length}.");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        Tensor? fhat = null;
+        for (int k = 0; k < Schedule.Count; k++)
+        {
+            var e = TokenFeatures(trajectories.Grids[k].to(Device), k);
+            fhat = fhat is null ? e : fhat + e;
+        }
+        return ImageTensors.ToImages(_vae.DecodeFeatures(fhat!));
+    }
+
+    /// <inheritdoc/>
+    public TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(prompts);
+        if (images.Count != prompts.Count) throw new ArgumentException($"{images.Count} images but {prompts.Count} prompts.");
+        int size = Config.ImageSize;
+        foreach (var (img, i) in images.Select((m, i) => (m, i)))
+            if (img.Width != size || img.Height != size)
+                throw new ArgumentException($"image {i} is {img.Width}x{img.Height}; this model encodes {size}x{size} images");
+        using var scope = NewDisposeScope();
+        using var x = ImageTensors.FromImages(images, Device);
+        var grids = _vae.Encode(x, Schedule.Select(s => (s.Height, s.Width)).ToArray());
+        foreach (var g in grids) g.MoveToOuterDisposeScope();
+        return new TokenTrajectories(prompts, grids);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Parameter> TrainableParameters() => _var.parameters().Where(p => p.requires_grad).ToArray();
+
+    /// <inheritdoc/>
+    public void SetTraining(bool training) => _var.train(training);
+
+    /// <inheritdoc/>
+    public INextScalePolicy CreateFrozenCopy()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var vq = new FoundationVqVae(Config.Vae);
+        var tr = new VarTransformer(Config.Transformer);
+        StateDictFile.LoadInto(vq, _vae.state_dict(), _source);
+        StateDictFile.LoadInto(tr, _var.state_dict(), _source);
+        vq.to(Device);
+        tr.to(Device);
+        return new FoundationVarPolicy(Config, vq, tr, _classes, _source + " (frozen copy)", Device, frozen: true);
+    }
+
+    /// <summary>Writes <c>config.json</c>, <c>var.safetensors</c> and <c>vae.safetensors</c> (upstream key layout), each atomically.</summary>
+    public void Save(string directory)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        Directory.CreateDirectory(directory);
+        StateDictFile.WriteSafetensors(Path.Combine(directory, VaeFile), _vae.state_dict());
+        StateDictFile.WriteSafetensors(Path.Combine(directory, TransformerFile), _var.state_dict());
+        AtomicFile.WriteAllText(Path.Combine(directory, ConfigFile), Config.ToJson());
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _vae.Dispose();
+        _var.Dispose();
+    }
+}
