@@ -40,7 +40,7 @@ public sealed class VarPolicyProvider : IPolicyProvider
             : !string.IsNullOrWhiteSpace(_options.Checkpoint) ? _options.Checkpoint
             : DefaultModelDirectory;
         var dev = device ?? CPU;
-        var model = VarModel.Load(dir, out _);
+        var model = VarModel.Load(dir);
         try
         {
             model.Tokenizer.to(dev);

@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Checkpoints;
 using NextFlowRL.Imaging;
 using TorchSharp.Modules;
 using static TorchSharp.torch.nn;
@@ -149,7 +150,7 @@ public sealed class ClipScorer : IDisposable
 
     /// <summary>Saves the model's parameters as safetensors in this layout's key names.</summary>
     public void SaveWeights(string path) =>
-        SafeTensors.Save(path, _module.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter));
+        StateDictFile.WriteSafetensors(path, _module.named_parameters().Select(p => KeyValuePair.Create(p.name, (Tensor)p.parameter)));
 
     /// <summary>Text features <c>[batch, EmbedDim]</c>, L2-normalized, for <paramref name="texts"/> (gradients follow the caller's mode).</summary>
     public Tensor EncodeTexts(IReadOnlyList<string> texts)
@@ -218,7 +219,7 @@ public sealed class ClipScorer : IDisposable
     {
         try
         {
-            var tensors = SafeTensors.Load(weightsPath);
+            var tensors = StateDictFile.Read(weightsPath);
             try
             {
                 LoadWeights(module, tensors, Path.GetFileName(weightsPath));

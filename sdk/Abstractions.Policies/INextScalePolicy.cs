@@ -57,6 +57,16 @@ public interface INextScalePolicy : IDisposable
     /// <summary>Decodes complete trajectories to images, one per row.</summary>
     IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories);
 
+    /// <summary>
+    /// The tokenizer's encoding of images (one row per image, with the given prompts): the inverse direction of
+    /// <see cref="Decode"/>, for checking a port against its reference and for teacher forcing on real images.
+    /// Policies without an encoder keep this default, which throws.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The policy has no image encoder.</exception>
+    /// <exception cref="ArgumentException">Counts differ or an image has the wrong size.</exception>
+    TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts) =>
+        throw new NotSupportedException($"policy '{Name}' has no image encoder");
+
     /// <summary>The parameters a trainer updates.</summary>
     IReadOnlyList<TorchSharp.Modules.Parameter> TrainableParameters();
 

@@ -71,7 +71,7 @@ public sealed class CheckpointFileTests
             var e = Assert.Throws<InvalidDataException>(() => StateDictFile.Read(path));
             Assert.Contains("data offsets outside the file (truncated file?)", e.Message);
             File.WriteAllBytes(path, bytes[..4]);
-            Assert.Contains("shorter than 8 bytes", Assert.Throws<InvalidDataException>(() => StateDictFile.Read(path)).Message);
+            Assert.Contains("shorter than its 8-byte header length", Assert.Throws<InvalidDataException>(() => StateDictFile.Read(path)).Message);
         }
         finally
         {

@@ -1,3 +1,5 @@
+using NextFlowRL.Torch.Checkpoints;
+using NextFlowRL.Torch.Imaging;
 using System.Text;
 using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
@@ -44,8 +46,8 @@ public sealed class CheckpointTests
     private static void Rewrite(string dir, Func<Dictionary<string, Tensor>, IEnumerable<KeyValuePair<string, Tensor>>> edit)
     {
         var path = Path.Combine(dir, VarModel.WeightsFile);
-        var (tensors, _) = SafeTensors.Read(path);
-        SafeTensors.Write(path, edit(tensors).ToList());
+        var tensors = StateDictFile.Read(path);
+        StateDictFile.WriteSafetensors(path, edit(tensors).ToList());
     }
 
     private static string LoadError(string dir) =>
@@ -172,8 +174,8 @@ public sealed class TokenizerTests
     public void ImageTensorConversionRoundTrips()
     {
         var img = TextDataset.Render(TextDataset.Draw(new Random(1), ["HELLO"]));
-        using var t = VarModel.ImagesToTensor([img]);
-        var back = VarModel.TensorToImages(t)[0];
+        using var t = ImageTensors.FromImages([img]);
+        var back = ImageTensors.ToImages(t)[0];
         Assert.True(img.Pixels.SequenceEqual(back.Pixels));
     }
 
@@ -193,7 +195,7 @@ public sealed class TokenizerTests
         // Residual quantization: each further scale brings the accumulated features closer to the encoder's.
         var rng = new Random(3);
         using var _g = no_grad();
-        var x = VarModel.ImagesToTensor(Enumerable.Range(0, 8).Select(_ => TextDataset.Render(TextDataset.Draw(rng, WordLists.Default.HeldOut))).ToArray());
+        var x = ImageTensors.FromImages(Enumerable.Range(0, 8).Select(_ => TextDataset.Render(TextDataset.Draw(rng, WordLists.Default.HeldOut))).ToArray());
         var f = p.Model.Tokenizer.EncodeFeatures(x);
         var tokens = p.Model.Tokenizer.Encode(x);
         var errors = Enumerable.Range(1, tokens.Length).Select(n => (double)(f - p.Model.Tokenizer.AccumulatedFeatures(tokens.Take(n).ToList())).pow(2).mean().item<float>()).ToArray();

@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.NextScale;
 using NextFlowRL.Policies;
 using NextFlowRL.Policies.Var;
 using NextFlowRL.Policies.Var.Model;
@@ -46,7 +47,7 @@ public sealed class VarPolicyTests
     public void BlockCausalMaskIsFullInsideAScaleAndCausalAcross()
     {
         using var p = Tiny.Policy();
-        using var mask = p.Model.Generator.BlockCausalMask(3, CPU); // scales 1,2,3 -> 1+4+9 = 14 positions
+        using var mask = NextScaleSampler.BlockCausalMask(p.Schedule, 3, CPU); // scales 1,2,3 -> 1+4+9 = 14 positions
         Assert.Equal(new long[] { 14, 14 }, mask.shape);
         int[] level = [0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2];
         var m = mask.data<float>().ToArray();
@@ -179,9 +180,9 @@ public sealed class VarPolicyTests
         using var p = Tiny.Policy();
         var logits = randn(2, 5, 16);
         using var gen = new Generator(1);
-        var picked = VarPolicy.SampleTokens(logits, new SamplingOptions { TopK = 1 }, gen);
+        var picked = NextScaleSampler.SampleTokens(logits, new SamplingOptions { TopK = 1 }, gen);
         Assert.True(Tiny.Same(picked, logits.argmax(-1)));
-        var nucleus = VarPolicy.SampleTokens(logits, new SamplingOptions { TopP = 1e-4 }, gen);
+        var nucleus = NextScaleSampler.SampleTokens(logits, new SamplingOptions { TopP = 1e-4 }, gen);
         Assert.True(Tiny.Same(nucleus, logits.argmax(-1)));
     }
 

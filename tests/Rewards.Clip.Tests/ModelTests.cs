@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Checkpoints;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using NextFlowRL.Hosting;
@@ -68,8 +69,8 @@ public sealed class ModelTests
         using var scorer = ClipScorer.LoadHuggingFace(dir);
         var copy = Path.Combine(dir, "copy.safetensors");
         scorer.SaveWeights(copy);
-        var original = SafeTensors.Load(Path.Combine(dir, "model.safetensors"));
-        var saved = SafeTensors.Load(copy);
+        var original = StateDictFile.Read(Path.Combine(dir, "model.safetensors"));
+        var saved = StateDictFile.Read(copy);
         Assert.Equal(original.Count - 1, saved.Count); // all but position_ids, which is not a parameter
         foreach (var (k, t) in saved)
             Assert.True(t.equal(original[k]).all().item<bool>(), k);
@@ -86,7 +87,7 @@ public sealed class ModelTests
     {
         var dir = TinyModels.HuggingFace(seed: 3);
         var path = Path.Combine(dir, "model.safetensors");
-        var tensors = SafeTensors.Load(path);
+        var tensors = StateDictFile.Read(path);
         var header = new Dictionary<string, object>();
         using var ms = new MemoryStream();
         long offset = 0;
@@ -108,7 +109,7 @@ public sealed class ModelTests
             ms.Position = 0;
             ms.CopyTo(fs);
         }
-        var reloaded = SafeTensors.Load(path);
+        var reloaded = StateDictFile.Read(path);
         var key = "text_projection.weight";
         Assert.Equal(ScalarType.Float32, reloaded[key].dtype);
         Assert.True(reloaded[key].allclose(tensors[key], rtol: 1e-3, atol: 1e-3));

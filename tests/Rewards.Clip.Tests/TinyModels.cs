@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Checkpoints;
 using System.Text.Json;
 using NextFlowRL.Imaging;
 using TorchSharp;
@@ -95,7 +96,7 @@ internal static class TinyModels
         var tensors = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach().clone());
         tensors["text_model.embeddings.position_ids"] = torch.arange(16).unsqueeze(0); // present in real checkpoints
         edit?.Invoke(tensors);
-        SafeTensors.Save(Path.Combine(dir, "model.safetensors"), tensors);
+        StateDictFile.WriteSafetensors(Path.Combine(dir, "model.safetensors"), tensors);
         return dir;
     }
 
@@ -119,7 +120,7 @@ internal static class TinyModels
         using var model = new OpenClipModel(arch);
         var tensors = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach().clone());
         edit?.Invoke(tensors);
-        SafeTensors.Save(Path.Combine(dir, "open_clip_model.safetensors"), tensors);
+        StateDictFile.WriteSafetensors(Path.Combine(dir, "open_clip_model.safetensors"), tensors);
         return dir;
     }
 

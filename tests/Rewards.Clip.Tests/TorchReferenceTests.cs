@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Checkpoints;
 using System.Text.Json;
 using NextFlowRL.Testing;
 using TorchSharp;
@@ -26,7 +27,7 @@ public sealed class TorchReferenceTests(Xunit.Abstractions.ITestOutputHelper out
     public void Hugging_face_layout_matches_pytorch()
     {
         using var model = new HfClipModel(ClipConfigReader.ReadHuggingFace(Fixture("hf-config.json")));
-        ClipScorer.LoadWeights(model, SafeTensors.Load(Fixture("hf.safetensors")), "hf.safetensors");
+        ClipScorer.LoadWeights(model, StateDictFile.Read(Fixture("hf.safetensors")), "hf.safetensors");
         Check(model, Reference.Hf, output);
     }
 
@@ -35,7 +36,7 @@ public sealed class TorchReferenceTests(Xunit.Abstractions.ITestOutputHelper out
     {
         var (arch, _, _) = ClipConfigReader.ReadOpenClip(Fixture("oc-config.json"));
         using var model = new OpenClipModel(arch);
-        ClipScorer.LoadWeights(model, SafeTensors.Load(Fixture("oc.safetensors")), "oc.safetensors");
+        ClipScorer.LoadWeights(model, StateDictFile.Read(Fixture("oc.safetensors")), "oc.safetensors");
         Check(model, Reference.Oc, output);
     }
 

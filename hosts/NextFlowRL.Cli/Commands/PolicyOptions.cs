@@ -60,6 +60,7 @@ internal sealed class PolicyOptions
     public static string? ResolveCheckpoint(string? path)
     {
         if (path is null) return null;
+        if (File.Exists(path)) return path; // a weights file (e.g. an official .pth) for plugins that take one
         if (!Directory.Exists(path)) throw new CliUsageException($"checkpoint '{path}' not found");
         var latest = new CheckpointStore(Path.Combine(path, "checkpoints"), 1).Latest();
         if (latest is not null) return Path.Combine(latest, "policy");

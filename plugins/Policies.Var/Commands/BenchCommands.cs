@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.NextScale;
 using System.Diagnostics;
 using NextFlowRL.Plugins;
 using NextFlowRL.Policies.Var.Data;

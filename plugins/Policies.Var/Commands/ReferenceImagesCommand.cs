@@ -4,6 +4,7 @@ using NextFlowRL.Imaging;
 using NextFlowRL.Plugins;
 using NextFlowRL.Policies.Var.Data;
 using NextFlowRL.Policies.Var.Model;
+using NextFlowRL.Torch.Imaging;
 using NextFlowRL.Rewards;
 
 namespace NextFlowRL.Policies.Var.Commands;
@@ -76,7 +77,7 @@ public sealed class ReferenceImagesCommand : INextFlowRLCommand
             using var scope = NewDisposeScope();
             using var _ = no_grad();
             var tokenizer = policy.Model.Tokenizer;
-            result.AddRange(VarModel.TensorToImages(tokenizer.DecodeTokens(tokenizer.Encode(VarModel.ImagesToTensor(chunk)))));
+            result.AddRange(ImageTensors.ToImages(tokenizer.DecodeTokens(tokenizer.Encode(ImageTensors.FromImages(chunk)))));
         }
         return result;
     }

@@ -1,4 +1,5 @@
 using NextFlowRL.Policies.Var.Data;
+using NextFlowRL.Torch.NextScale;
 using TorchSharp.Modules;
 using static TorchSharp.torch.nn;
 using F = TorchSharp.torch.nn.functional;
@@ -10,23 +11,6 @@ namespace NextFlowRL.Policies.Var.Model;
 /// <param name="MemoryMask">Additive key mask <c>[B, 1, 1, M]</c> (0 or -inf).</param>
 /// <param name="Cond">Pooled condition vector <c>[B, D]</c> for AdaLN and the start token.</param>
 public sealed record TextCondition(Tensor Memory, Tensor MemoryMask, Tensor Cond);
-
-/// <summary>Per-layer key/value cache of block-causal attention at sampling time.</summary>
-public sealed class KvCache
-{
-    /// <summary>Creates an empty cache for <paramref name="layers"/> layers.</summary>
-    public KvCache(int layers)
-    {
-        Keys = new Tensor?[layers];
-        Values = new Tensor?[layers];
-    }
-
-    /// <summary>Cached keys per layer <c>[B, H, L, dh]</c>.</summary>
-    public Tensor?[] Keys { get; }
-
-    /// <summary>Cached values per layer <c>[B, H, L, dh]</c>.</summary>
-    public Tensor?[] Values { get; }
-}
 
 /// <summary>
 /// Character-level text encoder: the quoted words of a prompt (the text to render) become one memory slot per
@@ -193,16 +177,7 @@ public sealed class VarBlock : nn.Module
         var h = ln1.forward(x) * (1 + s1) + b1;
         var parts = qkv.forward(h).view(b, n, 3, _heads, dh).permute(2, 0, 3, 1, 4);
         Tensor k = parts[1], v = parts[2];
-        if (cache is not null)
-        {
-            if (cache.Keys[layer] is { } pk)
-            {
-                k = cat([pk, k], 2);
-                v = cat([cache.Values[layer]!, v], 2);
-            }
-            cache.Keys[layer] = k;
-            cache.Values[layer] = v;
-        }
+        if (cache is not null) (k, v) = cache.Append(layer, k, v);
         var att = NextScaleTransformer.Attention(parts[0], k, v, selfMask);
         x = x + proj.forward(att.transpose(1, 2).reshape(b, n, _dim)) * (1 + g1);
         // Cross-attention to the character memory.
@@ -301,22 +276,6 @@ public sealed class NextScaleTransformer : nn.Module
     /// <summary>Scaled dot-product attention with an optional additive mask; q/k/v are <c>[B, H, n, dh]</c>.</summary>
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? mask) =>
         F.scaled_dot_product_attention(q, k, v, mask);
-
-    /// <summary>
-    /// The block-causal additive mask <c>[L, L]</c> over the first <paramref name="scales"/> scales: position i may
-    /// attend to position j when j's scale is not after i's scale.
-    /// </summary>
-    public Tensor BlockCausalMask(int scales, Device device)
-    {
-        int l = _begin[scales];
-        var levels = new long[l];
-        for (int k = 0; k < scales; k++)
-            for (int i = _begin[k]; i < _begin[k + 1]; i++) levels[i] = k;
-        using var scope = NewDisposeScope();
-        var lv = tensor(levels, device: device);
-        var allowed = lv.unsqueeze(1) >= lv.unsqueeze(0);
-        return zeros([l, l], device: device).masked_fill(allowed.logical_not(), double.NegativeInfinity).MoveToOuterDisposeScope();
-    }
 
     /// <summary>Encodes the text condition (null entries are unconditional).</summary>
     public TextCondition EncodeText(IReadOnlyList<string?> prompts, Device device) => text.Forward(prompts, device);

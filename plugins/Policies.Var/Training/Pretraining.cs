@@ -3,6 +3,9 @@ using System.Text.Json;
 using NextFlowRL.Imaging;
 using NextFlowRL.Policies.Var.Data;
 using NextFlowRL.Policies.Var.Model;
+using NextFlowRL.Torch.Checkpoints;
+using NextFlowRL.Torch.Imaging;
+using NextFlowRL.Torch.NextScale;
 using F = TorchSharp.torch.nn.functional;
 
 namespace NextFlowRL.Policies.Var.Training;
@@ -100,7 +103,7 @@ public static class Pretrainer
         int steps = RunSteps(o, "tokenizer", model, opt, state, log, (step, ema) =>
         {
             var (_, images) = Batch(o.Seed, step, o.Batch);
-            var x = VarModel.ImagesToTensor(images);
+            var x = ImageTensors.FromImages(images);
             if (step == 0 && state is null)
             {
                 var (res, _) = tok.ResidualSamples(x);
@@ -142,7 +145,7 @@ public static class Pretrainer
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var (_, images) = Batch(o.Seed, 0, o.Batch);
-        var x = VarModel.ImagesToTensor(images);
+        var x = ImageTensors.FromImages(images);
         var patches = F.unfold(x, patch, stride: patch).transpose(1, 2).reshape(-1, 3 * patch * patch); // [N, 3pp]
         var cov = patches.t().matmul(patches) / patches.shape[0];
         var (_, vectors) = linalg.eigh(cov);
@@ -180,7 +183,7 @@ public static class Pretrainer
         tok.SetCodebook(bestCodes);
         log.WriteLine($"tokenizer: kept the codebook of the best round (fitting-batch MSE {best:F5})");
         double err = ReconstructionError(model, o.Seed);
-        model.Save(o.OutDir, new Dictionary<string, string> { ["stage"] = "tokenizer", ["method"] = "pca+kmeans" });
+        model.Save(o.OutDir);
         log.WriteLine($"tokenizer: reconstruction MSE {err:F5} (pixels in [0,1]) on 64 held-out renders, {clock.Elapsed.TotalSeconds:F0}s");
         return err;
     }
@@ -192,7 +195,7 @@ public static class Pretrainer
         using var _ = no_grad();
         var rng = new Random(seed + 99991);
         var images = Enumerable.Range(0, count).Select(_ => TextDataset.Render(TextDataset.Draw(rng, WordLists.Default.HeldOut))).ToArray();
-        var x = VarModel.ImagesToTensor(images);
+        var x = ImageTensors.FromImages(images);
         var rec = model.Tokenizer.DecodeTokens(model.Tokenizer.Encode(x));
         return (((rec - x) / 2).pow(2).mean()).item<float>();
     }
@@ -206,19 +209,19 @@ public static class Pretrainer
         using var _m = model;
         if (state is null && o.InitCheckpoint is not null)
         {
-            using var init = VarModel.Load(o.InitCheckpoint, out _);
-            SafeTensors.LoadInto(model.Tokenizer, init.Tokenizer.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value), o.InitCheckpoint);
-            SafeTensors.LoadInto(model.Generator, init.Generator.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value), o.InitCheckpoint);
+            using var init = VarModel.Load(o.InitCheckpoint);
+            StateDictFile.LoadInto(model.Tokenizer, init.Tokenizer.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value), o.InitCheckpoint);
+            StateDictFile.LoadInto(model.Generator, init.Generator.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value), o.InitCheckpoint);
             log.WriteLine($"generator: starting from the weights of {o.InitCheckpoint} (new optimizer and schedule)");
         }
         else if (state is null)
         {
             if (o.TokenizerCheckpoint is null) throw new ArgumentException("The generator stage needs --tokenizer DIR (a tokenizer checkpoint) or --init DIR (a model) for a fresh run.");
-            using var tokModel = VarModel.Load(o.TokenizerCheckpoint, out _);
+            using var tokModel = VarModel.Load(o.TokenizerCheckpoint);
             if (tokModel.Config.Tokenizer != model.Config.Tokenizer && !SameTokenizer(tokModel.Config.Tokenizer, model.Config.Tokenizer))
                 throw new InvalidDataException($"{o.TokenizerCheckpoint}: tokenizer architecture differs from the configured one.");
             var tensors = tokModel.Tokenizer.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
-            SafeTensors.LoadInto(model.Tokenizer, tensors, o.TokenizerCheckpoint);
+            StateDictFile.LoadInto(model.Tokenizer, tensors, o.TokenizerCheckpoint);
         }
         model.Tokenizer.eval();
         foreach (var p in model.Tokenizer.parameters()) p.requires_grad = false;
@@ -232,9 +235,9 @@ public static class Pretrainer
             var (examples, images) = Batch(o.Seed, step, o.Batch);
             var drop = new Random(HashCode.Combine(o.Seed, step, 0xD0));
             var prompts = examples.Select(e => drop.NextDouble() < model.Config.Generator.CondDropout ? null : e.Prompt).ToArray();
-            var tokens = model.Tokenizer.Encode(VarModel.ImagesToTensor(images));
+            var tokens = model.Tokenizer.Encode(ImageTensors.FromImages(images));
             var cond = g.EncodeText(prompts, CPU);
-            var logits = VarForward.TeacherForcedLogits(model, cond, tokens, scales);
+            var logits = NextScaleSampler.TeacherForcedLogits(new VarNetwork(model, CPU), cond, tokens, scales);
             var target = cat(tokens.Select(t => t.flatten(1)).ToArray(), 1);
             var loss = F.cross_entropy(logits.reshape(-1, logits.shape[^1]), target.flatten());
             return OptimizerStep(opt, loss, Lr(o, step), ema);
@@ -291,7 +294,7 @@ public static class Pretrainer
             var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath))
                 ?? throw new InvalidDataException($"{statePath}: empty trainer state.");
             if (state.Stage != stage) throw new InvalidDataException($"{o.OutDir} holds a {state.Stage} run, not a {stage} run.");
-            return (VarModel.Load(o.OutDir, out _), state);
+            return (VarModel.Load(o.OutDir), state);
         }
         manual_seed(o.Seed);
         return (new VarModel(config), null);
@@ -300,7 +303,7 @@ public static class Pretrainer
     private static void LoadOptimizer(string dir, AdamW opt, TrainerState? state)
     {
         if (state is null) return;
-        var (tensors, _) = SafeTensors.Read(Path.Combine(dir, OptimFile));
+        var tensors = StateDictFile.Read(Path.Combine(dir, OptimFile));
         try { opt.Load(tensors, state.Step, Path.Combine(dir, OptimFile)); }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
@@ -308,8 +311,8 @@ public static class Pretrainer
     private static void Checkpoint(string dir, VarModel model, AdamW opt, TrainerState state)
     {
         Directory.CreateDirectory(dir);
-        SafeTensors.Write(Path.Combine(dir, OptimFile), opt.State());
-        model.Save(dir, new Dictionary<string, string> { ["stage"] = state.Stage, ["step"] = state.Step.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        StateDictFile.WriteSafetensors(Path.Combine(dir, OptimFile), opt.State());
+        model.Save(dir);
         AtomicFile.WriteAllText(Path.Combine(dir, StateFile), JsonSerializer.Serialize(state));
     }
 

@@ -38,7 +38,7 @@ public static class StateDictFile
         if (n >= 2 && head[0] == 0x80 && head[1] <= 5)
             throw new InvalidDataException($"{path}: a legacy (non-zip) PyTorch file, which cannot be read without running pickle code; " +
                 "re-save it in the zip format with PyTorch 1.6 or later: torch.save(torch.load(OLD), NEW)");
-        if (n >= 9 && head[8] == (byte)'{') return StateDictFormat.Safetensors;
+        if ((n >= 9 && head[8] == (byte)'{') || path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return StateDictFormat.Safetensors;
         if (n < 8) throw new InvalidDataException($"{path}: not a state dict file (shorter than 8 bytes).");
         throw new InvalidDataException($"{path}: neither a PyTorch zip state dict (.pth) nor a safetensors file.");
     }
@@ -102,10 +102,10 @@ public static class StateDictFile
         using var stream = File.OpenRead(path);
         Span<byte> lenBytes = stackalloc byte[8];
         if (stream.Length < 8 || stream.Read(lenBytes) != 8)
-            throw new InvalidDataException($"{name}: corrupt safetensors file (shorter than its 8-byte header length)");
+            throw new InvalidDataException($"{name} is not a safetensors file or is corrupt (shorter than its 8-byte header length)");
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
         if (headerLen == 0 || headerLen > 100_000_000 || 8 + (long)headerLen > stream.Length)
-            throw new InvalidDataException($"{name}: corrupt safetensors file (header length {headerLen} exceeds the file size {stream.Length})");
+            throw new InvalidDataException($"{name} is not a safetensors file or is corrupt (header length {headerLen} is impossible for a file of {stream.Length} bytes)");
         var header = new byte[headerLen];
         stream.ReadExactly(header);
         long dataLen = stream.Length - 8 - (long)headerLen;
@@ -135,7 +135,7 @@ public static class StateDictFile
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
-            throw new InvalidDataException($"{name}: corrupt safetensors header ({e.Message})");
+            throw new InvalidDataException($"{name} is not a safetensors file or is corrupt (header: {e.Message})");
         }
         stream.Position = 0;
         var loaded = Safetensors.LoadStateDict(stream, leaveOpen: true);
