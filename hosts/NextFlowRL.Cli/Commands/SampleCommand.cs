@@ -1,5 +1,6 @@
 using System.CommandLine;
 using NextFlowRL.Imaging;
+using NextFlowRL.Policies;
 using NextFlowRL.Training;
 
 namespace NextFlowRL.Cli.Commands;
@@ -37,7 +38,16 @@ internal static class SampleCommand
             {
                 ct.ThrowIfCancellationRequested();
                 var chunk = all.Skip(start).Take(batchSize).ToList();
-                using var trajectories = model.Sample(chunk, sampling with { Seed = Seeds.Mix(sampling.Seed, start) }, ct);
+                TokenTrajectories trajectories;
+                try
+                {
+                    trajectories = model.Sample(chunk, sampling with { Seed = Seeds.Mix(sampling.Seed, start) }, ct);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new CliUsageException(e.Message); // a prompt the policy cannot condition on
+                }
+                using var _ = trajectories;
                 foreach (var image in model.Decode(trajectories))
                 {
                     ImageFile.SavePng(image, Path.Combine(dir, $"{images.Count:D3}.png"));
