@@ -47,7 +47,7 @@ return await Cli.GuardAsync(globals.Verbose, async () =>
     root.Subcommands.Add(EvalCommand.Create(context));
     root.Subcommands.Add(AblateCommand.Create(context));
     root.Subcommands.Add(PolicyCommand.Create(context));
-    root.Subcommands.Add(new Command("bench", "Benchmarks (plugins add more, e.g. bench ocr, bench policy).") { BenchTrainCommand.Create(context) });
+    root.Subcommands.Add(new Command("bench", "Benchmarks (plugins add more, e.g. bench ocr, bench policy).") { BenchTrainCommand.Create(context), BenchPolicyCommand.Create(context) });
     Cli.AddPluginCommandsForHelp(root, context, rest);
 
     var parsed = root.Parse(rest);

@@ -12,7 +12,7 @@ namespace NextFlowRL.Policies.FoundationVar;
 /// from the official state dicts. Prompts are class indices or names (see <see cref="ClassNames"/>); an empty prompt is
 /// unconditional. Sampling, guidance and log-probs are the shared next-scale machinery (<see cref="NextScaleSampler"/>).
 /// </summary>
-public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Tensor>
+public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Tensor>, ISamplerControl
 {
     /// <summary>Configuration file of an RL checkpoint directory.</summary>
     public const string ConfigFile = "config.json";
@@ -140,6 +140,17 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return NextScaleSampler.Run(this, prompts, prefix, options, settings, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public double ForwardFlops(int rows)
+    {
+        var t = Config.Transformer;
+        double c = t.Width, h = t.MlpHidden, l = Schedule.TotalTokens, v = t.Vocabulary, depth = t.Depth;
+        double ada = 6 * c * c; // per row: one AdaLN projection per block, or one shared
+        double perBlock = l * (4 * c * c + 2 * c * h) + 2 * l * l * c + (t.SharedAdaLn ? 0 : ada);
+        double macs = rows * (depth * perBlock + (t.SharedAdaLn ? ada : 0) + l * (c * v + t.LatentChannels * c) + 2 * c * c);
+        return 2 * macs;
     }
 
     /// <inheritdoc/>

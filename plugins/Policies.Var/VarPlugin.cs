@@ -67,7 +67,7 @@ public static class VarPolicyExtensions
     }
 }
 
-/// <summary>Plugin entry: registers the <c>var</c> policy and the commands <c>pretrain tokenizer</c>, <c>pretrain generator</c>, <c>bench policy</c>, <c>data var-prompts</c>, <c>data var-images</c>.</summary>
+/// <summary>Plugin entry: registers the <c>var</c> policy and the commands <c>pretrain tokenizer</c>, <c>pretrain generator</c>, <c>data var-prompts</c>, <c>data var-images</c>.</summary>
 public sealed class VarPlugin : INextFlowRLPlugin
 {
     /// <inheritdoc/>
@@ -76,7 +76,6 @@ public sealed class VarPlugin : INextFlowRLPlugin
         builder.AddVarPolicy();
         builder.AddCommand<PretrainTokenizerCommand>();
         builder.AddCommand<PretrainGeneratorCommand>();
-        builder.AddCommand<BenchPolicyCommand>();
         builder.AddCommand<ReferenceImagesCommand>();
         builder.AddCommand<PromptsCommand>();
     }

@@ -11,7 +11,7 @@ namespace NextFlowRL.Policies.Var;
 /// The VAR policy: a multi-scale residual VQ-VAE tokenizer (frozen) and a text-conditioned next-scale transformer
 /// (trainable). See the plugin README for the architecture.
 /// </summary>
-public sealed class VarPolicy : INextScalePolicy
+public sealed class VarPolicy : INextScalePolicy, ISamplerControl
 {
     private readonly VarModel _model;
     private readonly string _source;
@@ -70,6 +70,19 @@ public sealed class VarPolicy : INextScalePolicy
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         return NextScaleSampler.Run(_network, prompts, prefix, options, settings, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public double ForwardFlops(int rows)
+    {
+        var config = _model.Config;
+        double d = config.Generator.Dim, l = config.Tokenizer.Scales.Sum(s => s[0] * s[1]);
+        double m = 1 + config.Generator.MaxWords * config.Generator.MaxWordChars, v = config.Tokenizer.CodebookSize;
+        double perTokenBlock = 3 * d * d + d * d + d * d + d * d + 2 * config.Generator.MlpRatio * d * d;
+        double perRowBlock = 6 * d * d + m * 2 * d * d + 2 * l * l * d + 2 * l * m * d;
+        double text = m * (3 * d * d + d * d + 4 * d * d) + 2 * m * m * d + 2 * d * d;
+        double macs = rows * (config.Generator.Depth * (l * perTokenBlock + perRowBlock) + l * (d * v + config.Tokenizer.LatentChannels * d + 22 * d) + text);
+        return 2 * macs;
     }
 
     /// <inheritdoc/>

@@ -34,18 +34,6 @@ public sealed record TrainBenchmarkReport(
 /// </summary>
 public static class TrainBenchmark
 {
-    /// <summary>Dense float32 matmul throughput (FLOP/s) on square matrices of side <paramref name="n"/>.</summary>
-    public static double MeasureMatmul(int n = 512, int repeats = 20)
-    {
-        using var scope = NewDisposeScope();
-        var a = randn(n, n);
-        var b = randn(n, n);
-        matmul(a, b).Dispose(); // warm-up
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < repeats; i++) matmul(a, b).Dispose();
-        return 2.0 * n * n * n * repeats / clock.Elapsed.TotalSeconds;
-    }
-
     /// <summary>Runs <paramref name="steps"/> training steps (no checkpoints) and reports phase times, FLOP/s and memory.</summary>
     public static async Task<TrainBenchmarkReport> RunAsync(TrainerOptions options, INextScalePolicy policy, IReadOnlyList<(RewardSpec, IRewardModel)> rewards,
         int steps, ILogger logger, Action<int, StepResult>? onStep = null, CancellationToken ct = default)
@@ -56,7 +44,7 @@ public static class TrainBenchmark
         o.Steps = Math.Max(o.Steps, steps);
         using var reference = o.KlBeta > 0 ? policy.CreateFrozenCopy() : null;
         using var trainer = new GrpoTrainer(o, policy, reference, new RewardEnsemble(rewards, logger), PromptSet.Load(o.TrainPrompts!), logger);
-        double matmulFlops = MeasureMatmul();
+        double matmulFlops = NextFlowRL.Torch.Benchmarks.MatmulPeak.Measure();
         long parameters = policy.TrainableParameters().Sum(p => p.numel());
         double rollout = 0, reward = 0, update = 0, flops = 0;
         long rssStart = 0, liveStart = 0;

@@ -307,7 +307,7 @@ public sealed class PretrainingTests
     public void BenchReportsASpeedupAndAFlopFraction()
     {
         using var p = Tiny.Policy();
-        var r = PolicyBench.Run(p, 2, 1);
+        var r = NextFlowRL.Torch.Benchmarks.SamplerBench.Run(p, Tiny.Prompts, 2, 1, new SamplingOptions { Seed = 1, CfgScale = 3 });
         Assert.True(r.CachedImagesPerSecond > 0 && r.RecomputeImagesPerSecond > 0);
         Assert.True(r.TrainFlops > 0 && r.MatmulFlopsPerSecond > 0 && r.TrainFraction > 0);
         // Tiny schedule 1,2,3,4 (30 tokens): recompute runs 1 + 5 + 14 + 30 = 50 positions.

@@ -34,7 +34,7 @@ internal static class BenchTrainCommand
             Console.Out.WriteLine($"reward s/step     {F(report.RewardSeconds)}");
             Console.Out.WriteLine($"update s/step     {F(report.UpdateSeconds)}");
             Console.Out.WriteLine($"update GFLOP/s    {F(report.UpdateFlopsPerSecond / 1e9, "0.00")} (estimated {F(report.UpdateFlops / 1e9, "0.00")} GFLOP per update)");
-            Console.Out.WriteLine($"matmul GFLOP/s    {F(report.MatmulFlopsPerSecond / 1e9, "0.00")} (512x512 float32, same process)");
+            Console.Out.WriteLine($"matmul GFLOP/s    {F(report.MatmulFlopsPerSecond / 1e9, "0.00")} (1024^3 float32, fastest of 5, same process: NextFlowRL.Torch.Benchmarks.MatmulPeak)");
             Console.Out.WriteLine($"update / matmul   {F(report.Fraction)}");
             Console.Out.WriteLine($"rss MB            {report.RssStartBytes / 1e6:0} -> {report.RssEndBytes / 1e6:0}");
             Console.Out.WriteLine($"live tensors      {report.LiveTensorsStart} -> {report.LiveTensorsEnd}");
