@@ -6,6 +6,12 @@ namespace NextFlowRL.Training;
 public static class GrpoMath
 {
     /// <summary>
+    /// Log-ratios are clamped to +-<c>MaxLogRatio</c> before <c>exp</c> (e^20 = 4.9e8): an extreme policy/reference or
+    /// policy/old pair gives a large finite loss instead of inf, whose product with a zero mask or advantage would be NaN.
+    /// </summary>
+    public const double MaxLogRatio = 20;
+
+    /// <summary>
     /// Group z-score advantages <c>A_i = (R_i - mean) / (std + eps)</c> for the valid members of one group (population std).
     /// A group whose std is below <paramref name="zeroStdTolerance"/> gets all-zero advantages and reports
     /// <c>ZeroStd = true</c>; invalid members (NaN, dropped) get 0 and do not count.
@@ -48,18 +54,27 @@ public static class GrpoMath
     /// </summary>
     public static (Tensor Loss, Tensor Ratio) ClippedSurrogate(Tensor logp, Tensor oldLogp, Tensor advantage, double eps)
     {
-        var ratio = exp(logp - oldLogp);
+        var ratio = exp((logp - oldLogp).clamp(-MaxLogRatio, MaxLogRatio));
         var unclipped = ratio * advantage;
         var clipped = ratio.clamp(1 - eps, 1 + eps) * advantage;
         return (-minimum(unclipped, clipped), ratio);
     }
 
-    /// <summary>The k3 KL estimator <c>exp(ref - logp) - (ref - logp) - 1</c> (non-negative, 0 when equal).</summary>
+    /// <summary>
+    /// The k3 KL estimator <c>exp(d) - d - 1</c> with <c>d = ref - logp</c> clamped to +-<see cref="MaxLogRatio"/>
+    /// (non-negative, 0 when equal, finite for any pair, -inf log-probs included).
+    /// </summary>
     public static Tensor KlK3(Tensor logp, Tensor refLogp)
     {
-        var d = refLogp - logp;
+        var d = (refLogp - logp).nan_to_num(0, MaxLogRatio, -MaxLogRatio).clamp(-MaxLogRatio, MaxLogRatio);
         return exp(d) - d - 1;
     }
+
+    /// <summary>
+    /// <c>sum(where(mask &gt; 0, values, 0))</c>: a masked sum that ignores whatever the masked-out entries hold (inf, NaN),
+    /// where multiplying by the mask would turn inf x 0 into NaN.
+    /// </summary>
+    public static Tensor MaskedSum(Tensor values, Tensor mask) => where(mask > 0, values * mask, zeros_like(values)).sum();
 
     /// <summary>
     /// PANW step-normalized segment loss <c>sum_t k_t * sum_sites(mask * l) / sum_t k_t * n_t</c>, where per scale t
@@ -73,7 +88,7 @@ public static class GrpoMath
         double denominator = 0;
         for (int t = 0; t < tokenLosses.Count; t++)
         {
-            var term = (tokenLosses[t] * masks[t]).sum() * weights[t];
+            var term = MaskedSum(tokenLosses[t], masks[t]) * weights[t];
             numerator = numerator is null ? term : numerator + term;
             denominator += weights[t] * masks[t].sum().item<float>();
         }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
+using NextFlowRL.Torch.NextScale;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,6 +63,7 @@ public sealed class GrpoTrainer : IDisposable
         _prompts = prompts;
         _logger = logger;
         Split = options.Vmr.Schedule == AlternationSchedule.Joint ? -1 : Alternation.ResolveSplit(options.Vmr, policy.Schedule);
+        CoarsePrefixSteps = Alternation.CoarsePrefixSteps(options.Vmr, options.Steps);
         _parameters = policy.TrainableParameters();
         _optimizer = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, 1e-8, options.WeightDecay);
         _policy.SetTraining(false); // no dropout: the loss's distribution must equal the sampler's
@@ -70,6 +72,12 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>The VMR split scale m, or -1 for joint (vanilla) training.</summary>
     public int Split { get; }
 
+    /// <summary>
+    /// The coarse schedule's phase boundary: passes before it are prefix passes. Fixed when the run starts (from
+    /// <c>Steps</c>) and restored from a checkpoint, so a resumed run keeps its phases even with a changed step count.
+    /// </summary>
+    public int CoarsePrefixSteps { get; private set; }
+
     /// <summary>Completed steps.</summary>
     public int Step { get; private set; }
 
@@ -77,16 +85,15 @@ public sealed class GrpoTrainer : IDisposable
     public INextScalePolicy Policy => _policy;
 
     /// <summary>
-    /// Runs one sampling pass and one update. Synchronous on purpose: TorchSharp's dispose scopes are per thread, so all
+    /// Runs one sampling pass and the updates it feeds (<see cref="Alternation.UpdatesAt"/>). Synchronous on purpose: TorchSharp's dispose scopes are per thread, so all
     /// tensor work of a step stays on the calling thread; reward calls run on the thread pool and are waited for.
     /// </summary>
     public StepResult RunStep(CancellationToken ct = default)
     {
         int s = Step;
-        var kind = Alternation.KindAt(_o.Vmr, s, _o.Steps);
+        var kinds = Alternation.UpdatesAt(_o.Vmr, s, CoarsePrefixSteps);
         var metrics = new SortedDictionary<string, double>(StringComparer.Ordinal) { ["step"] = s + 1 };
         var clock = Stopwatch.StartNew();
-        var schedule = _policy.Schedule;
         int G = _o.GroupSize, K = Split < 0 ? 1 : _o.Vmr.Continuations, P = _o.PromptsPerStep;
         var batch = _prompts.Batch(_o.Seed, s, P);
         var groupPrompts = batch.SelectMany(p => Enumerable.Repeat(p, G)).ToList(); // P*G prefixes / trajectories
@@ -96,7 +103,8 @@ public sealed class GrpoTrainer : IDisposable
         using var scope = NewDisposeScope();
 
         // 1. Rollouts: G per prompt; with VMR each prefix gets K continuations (the first is the sampled trajectory itself).
-        var first = _policy.Sample(groupPrompts.Select(p => p.Prompt).ToList(), sampling, ct);
+        //    A policy on the shared sampler also reports the sampler's own log-probs, for the parity monitor.
+        var (first, recorded) = SampleFirst(groupPrompts.Select(p => p.Prompt).ToList(), sampling, ct);
         TokenTrajectories all = first;
         if (K > 1)
         {
@@ -111,6 +119,7 @@ public sealed class GrpoTrainer : IDisposable
         int N = all.Count; // P*G*K complete trajectories; row r belongs to prefix r/K and prompt r/(G*K)
         var images = _policy.Decode(all);
         metrics["time_rollout"] = clock.Elapsed.TotalSeconds;
+        if (recorded is not null) ParityMonitor(first, recorded, metrics);
 
         // 2. Rewards.
         var rewardClock = Stopwatch.StartNew();
@@ -121,56 +130,134 @@ public sealed class GrpoTrainer : IDisposable
         metrics["time_reward"] = rewardClock.Elapsed.TotalSeconds;
         AddRewardMetrics(metrics, scores, R);
 
-        // 3. Update.
+        // 3. Updates: the algorithm turns the pass into one plan per update; the old log-probs of every plan after the
+        //    first are taken now, before any optimizer step of this pass.
         var updateClock = Stopwatch.StartNew();
-        var finest = FinestMasks(images, scores, out int fallbacks);
-        metrics["mask_fallback_ratio"] = _o.Mask.Enabled ? (double)fallbacks / N : 0;
-        (int firstScale, int endScale) = kind switch
+        var finest = FinestMasks(images, scores);
+        var plans = kinds.Select(kind => BuildPlan(kind, first, all, R, finest, promptGroups, P, G, K)).ToList();
+        var presetOld = plans.Select((plan, i) => i == 0 ? null : OldLogProbs(plan)).ToList();
+        for (int i = 0; i < plans.Count; i++)
         {
-            UpdateKind.Prefix => (0, Split),
-            UpdateKind.Suffix => (Split, schedule.Count),
-            _ => (0, schedule.Count),
-        };
-        TokenTrajectories rows;
-        double[] rowRewards;
-        List<IReadOnlyList<int>> groups;
-        float[][,] rowMasks;
-        if (kind == UpdateKind.Prefix)
-        {
-            rows = first.Prefix(Split);
-            rowRewards = Enumerable.Range(0, P * G).Select(i => GrpoMath.SoftValue(R.Skip(i * K).Take(K).ToList(), _o.Vmr.Eta)).ToArray();
-            groups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G, G).ToList()).ToList();
-            rowMasks = Enumerable.Range(0, P * G).Select(i => Union(finest.Skip(i * K).Take(K).ToList())).ToArray();
-            metrics["middle_value_mean"] = rowRewards.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+            string key = i == 0 ? "" : plans[i].Kind.ToString().ToLowerInvariant() + "/";
+            AddPlanMetrics(plans[i], metrics, key);
+            Update(plans[i], metrics, key, presetOld[i]);
         }
-        else
-        {
-            rows = all;
-            rowRewards = R;
-            groups = promptGroups;
-            rowMasks = finest;
-        }
-        var advantages = new double[rowRewards.Length];
-        int zeroStd = 0;
-        foreach (var group in groups)
-        {
-            var (adv, isZero) = GrpoMath.GroupAdvantages(group.Select(i => rowRewards[i]).ToList(), _o.AdvantageEpsilon);
-            if (isZero) zeroStd++;
-            for (int k = 0; k < group.Count; k++) advantages[group[k]] = adv[k];
-        }
-        metrics["zero_std_ratio"] = (double)zeroStd / groups.Count;
-        metrics["advantage_abs_mean"] = advantages.Select(Math.Abs).Average();
-        Update(rows, rowRewards, advantages, rowMasks, firstScale, endScale, metrics);
+        metrics["updates"] = plans.Count;
+        metrics["updates_per_image"] = plans.Count / (double)N;
         metrics["time_update"] = updateClock.Elapsed.TotalSeconds;
         metrics["time_step"] = clock.Elapsed.TotalSeconds;
         metrics["images_per_s"] = N / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
-        metrics["phase"] = (double)kind;
+        metrics["phase"] = (double)kinds[0];
 
         var shown = Enumerable.Range(0, Math.Min(N, 8))
             .Select(r => (images[r], $"{Shorten(samples[r].Prompt)} | R={(double.IsFinite(R[r]) ? R[r].ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
             .ToList();
         Step = s + 1;
-        return new StepResult { Step = s, Kind = kind, Metrics = metrics, Samples = shown };
+        return new StepResult { Step = s, Kind = kinds[0], Metrics = metrics, Samples = shown };
+    }
+
+    /// <summary>Rows of the parity monitor: the sampler's log-probs are compared with teacher-forced ones on this many rows.</summary>
+    public const int ParityRows = 4;
+
+    /// <summary>The first pass; through the shared sampler (when the policy exposes it) with the loss distribution's log-probs recorded.</summary>
+    private (TokenTrajectories Trajectories, IReadOnlyList<Tensor>? Recorded) SampleFirst(IReadOnlyList<string> prompts, SamplingOptions sampling, CancellationToken ct)
+    {
+        if (_policy is ISamplerControl control)
+        {
+            var (t, lps) = control.Run(prompts, null, sampling, new SamplerSettings(RecordLogProbs: true, RecordGuided: _o.LossDistribution == LossDistribution.Guided), ct);
+            return (t, lps);
+        }
+        return (_policy.Sample(prompts, sampling, ct), null);
+    }
+
+    /// <summary>
+    /// The true train/rollout mismatch: the largest and mean |sampler log-prob - teacher-forced log-prob| of the loss's
+    /// distribution over all scales of the first <see cref="ParityRows"/> rows (0 up to float noise when the trainer
+    /// scores exactly what the sampler drew from).
+    /// </summary>
+    private void ParityMonitor(TokenTrajectories first, IReadOnlyList<Tensor> recorded, SortedDictionary<string, double> metrics)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        int n = Math.Min(ParityRows, first.Count);
+        using var rows = first.Select(Enumerable.Range(0, n).ToList());
+        var forced = LossLogProbs(_policy, rows, 0, _policy.Schedule.Count);
+        double max = 0, sum = 0, count = 0;
+        for (int t = 0; t < forced.Count; t++)
+        {
+            var d = (recorded[t].narrow(0, 0, n).to(forced[t].device) - forced[t]).abs().to(ScalarType.Float64);
+            max = Math.Max(max, d.max().item<double>());
+            sum += d.sum().item<double>();
+            count += d.numel();
+        }
+        metrics["parity_max_dev"] = max;
+        metrics["parity_mean_dev"] = count > 0 ? sum / count : 0;
+    }
+
+    /// <summary>One update's data: rows, their returns, groups, finest-grid masks and the scale range.</summary>
+    private sealed record UpdatePlan(UpdateKind Kind, TokenTrajectories Rows, double[] Rewards, IReadOnlyList<IReadOnlyList<int>> Groups,
+        float[][,] Masks, MaskPropagation.FallbackCounts Fallbacks, int FirstScale, int EndScale);
+
+    /// <summary>
+    /// Builds the plan of one update from a pass: joint and suffix updates train every trajectory on its reward, grouped
+    /// by prompt (all G*K continuations); the prefix update trains the G prefixes of a prompt on their soft middle values,
+    /// with the union of the continuations' masks. Rows without a region fall back to their group's union.
+    /// </summary>
+    private UpdatePlan BuildPlan(UpdateKind kind, TokenTrajectories first, TokenTrajectories all, double[] R, IReadOnlyList<float[,]?> finest,
+        IReadOnlyList<IReadOnlyList<int>> promptGroups, int P, int G, int K)
+    {
+        var final = _policy.Schedule.Final;
+        TokenTrajectories rows;
+        double[] rewards;
+        IReadOnlyList<IReadOnlyList<int>> groups;
+        float[,]?[] own;
+        if (kind == UpdateKind.Prefix)
+        {
+            rows = first.Prefix(Split);
+            double eta = _o.Vmr.TieEtaToKlBeta ? _o.KlBeta : _o.Vmr.Eta;
+            rewards = Enumerable.Range(0, P * G).Select(i => GrpoMath.SoftValue(R.Skip(i * K).Take(K).ToList(), eta)).ToArray();
+            groups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G, G).ToList()).ToList();
+            own = Enumerable.Range(0, P * G)
+                .Select(i => MaskPropagation.Union(Enumerable.Range(i * K, K).Where(r => double.IsFinite(R[r])).Select(r => finest[r])))
+                .ToArray();
+        }
+        else
+        {
+            rows = all;
+            rewards = R;
+            groups = promptGroups;
+            own = finest.ToArray();
+        }
+        var valid = rewards.Select(double.IsFinite).ToArray();
+        float[][,] masks;
+        MaskPropagation.FallbackCounts counts;
+        if (_o.Mask.Enabled)
+        {
+            (masks, counts) = MaskPropagation.WithGroupFallback(own, valid, groups, final);
+        }
+        else
+        {
+            masks = valid.Select(v => Filled(final, v ? 1 : 0)).ToArray();
+            counts = new MaskPropagation.FallbackCounts(0, 0, valid.Count(v => v));
+        }
+        (int firstScale, int endScale) = kind switch
+        {
+            UpdateKind.Prefix => (0, Split),
+            UpdateKind.Suffix => (Split, _policy.Schedule.Count),
+            _ => (0, _policy.Schedule.Count),
+        };
+        return new UpdatePlan(kind, rows, rewards, groups, masks, counts, firstScale, endScale);
+    }
+
+    private void AddPlanMetrics(UpdatePlan plan, SortedDictionary<string, double> metrics, string key)
+    {
+        var c = plan.Fallbacks;
+        double validRows = Math.Max(c.Valid, 1);
+        metrics[key + "mask_fallback_ratio"] = _o.Mask.Enabled ? (c.Group + c.Ones) / validRows : 0;
+        metrics[key + "mask_fallback_group_ratio"] = _o.Mask.Enabled ? c.Group / validRows : 0;
+        metrics[key + "mask_fallback_ones_ratio"] = _o.Mask.Enabled ? c.Ones / validRows : 0;
+        if (plan.Kind == UpdateKind.Prefix)
+            metrics[key + "middle_value_mean"] = plan.Rewards.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
     }
 
     private static string Shorten(string prompt) => prompt.Length > 40 ? prompt[..37] + "..." : prompt;
@@ -186,85 +273,100 @@ public sealed class GrpoTrainer : IDisposable
         {
             var ok = results.Where(r => r.IsValid).ToList();
             metrics[$"{name}/score"] = ok.Count > 0 ? ok.Average(r => r.Score) : double.NaN;
-            foreach (var key in ok.SelectMany(r => r.Components.Keys).Distinct())
-                metrics[$"{name}/{key}"] = ok.Where(r => r.Components.ContainsKey(key)).Average(r => r.Components[key]);
+            foreach (var k in ok.SelectMany(r => r.Components.Keys).Distinct())
+                metrics[$"{name}/{k}"] = ok.Where(r => r.Components.ContainsKey(k)).Average(r => r.Components[k]);
         }
     }
 
-    /// <summary>Finest-grid masks of every trajectory from the union of all rewards' regions; all ones as the fallback.</summary>
-    private float[][,] FinestMasks(IReadOnlyList<RgbImage> images, EnsembleScores scores, out int fallbacks)
+    /// <summary>Finest-grid masks of every trajectory from the union of all rewards' regions; null where there is no region (or MP is off).</summary>
+    private float[,]?[] FinestMasks(IReadOnlyList<RgbImage> images, EnsembleScores scores)
     {
         var final = _policy.Schedule.Final;
-        var masks = new float[images.Count][,];
-        fallbacks = 0;
+        var masks = new float[,]?[images.Count];
+        if (!_o.Mask.Enabled) return masks;
         for (int r = 0; r < images.Count; r++)
         {
-            float[,]? mask = null;
-            if (_o.Mask.Enabled)
-            {
-                var regions = scores.PerReward.Values.SelectMany(v => v[r].Regions).ToList();
-                mask = MaskPropagation.FinestMask(regions, images[r].Width, images[r].Height, final, _o.Mask.Dilate, _o.Mask.IncludeUnmatchedRegions);
-                if (mask is null) fallbacks++;
-            }
-            masks[r] = mask ?? Ones(final);
+            var regions = scores.PerReward.Values.SelectMany(v => v[r].Regions).ToList();
+            masks[r] = MaskPropagation.FinestMask(regions, images[r].Width, images[r].Height, final, _o.Mask.Dilate, _o.Mask.IncludeUnmatchedRegions);
         }
         return masks;
     }
 
-    private static float[,] Ones(ScaleShape shape)
+    private static float[,] Filled(ScaleShape shape, float value)
     {
         var m = new float[shape.Height, shape.Width];
         for (int i = 0; i < shape.Height; i++)
-            for (int j = 0; j < shape.Width; j++) m[i, j] = 1;
+            for (int j = 0; j < shape.Width; j++) m[i, j] = value;
         return m;
     }
 
-    private static float[,] Union(IReadOnlyList<float[,]> masks)
+    private List<int[]> Chunks(int rows) => Enumerable.Range(0, rows).Chunk(_o.MicroBatch).ToList();
+
+    /// <summary>Detached loss-distribution log-probs of a plan's rows per micro-batch (the old log-probs of a later update of the pass).</summary>
+    private Tensor[][] OldLogProbs(UpdatePlan plan)
     {
-        var u = (float[,])masks[0].Clone();
-        foreach (var m in masks.Skip(1))
-            for (int i = 0; i < u.GetLength(0); i++)
-                for (int j = 0; j < u.GetLength(1); j++) u[i, j] = Math.Max(u[i, j], m[i, j]);
-        return u;
+        using var _ = no_grad();
+        var result = new List<Tensor[]>();
+        foreach (var c in Chunks(plan.Rows.Count))
+        {
+            using var sub = plan.Rows.Select(c);
+            result.Add(LossLogProbs(_policy, sub, plan.FirstScale, plan.EndScale).Select(x => x.detach()).ToArray());
+        }
+        return result.ToArray();
     }
 
-    private void Update(TokenTrajectories rows, double[] rewards, double[] advantages, float[][,] finestMasks,
-        int firstScale, int endScale, SortedDictionary<string, double> metrics)
+    private void Update(UpdatePlan plan, SortedDictionary<string, double> metrics, string key, Tensor[][]? presetOld)
     {
         var schedule = _policy.Schedule;
         var device = _policy.Device;
-        int n = rows.Count;
+        var rows = plan.Rows;
+        int n = rows.Count, firstScale = plan.FirstScale, endScale = plan.EndScale;
         var final = schedule.Final;
+
+        var advantages = new double[n];
+        int zeroStd = 0;
+        foreach (var group in plan.Groups)
+        {
+            var (groupAdvantages, isZero) = GrpoMath.GroupAdvantages(group.Select(i => plan.Rewards[i]).ToList(), _o.AdvantageEpsilon);
+            if (isZero) zeroStd++;
+            for (int k = 0; k < group.Count; k++) advantages[group[k]] = groupAdvantages[k];
+        }
+        metrics[key + "zero_std_ratio"] = (double)zeroStd / plan.Groups.Count;
+        metrics[key + "advantage_abs_mean"] = advantages.Select(Math.Abs).Average();
+
         var flat = new float[n * final.Height * final.Width];
         for (int r = 0; r < n; r++)
         {
-            bool valid = double.IsFinite(rewards[r]);
+            bool valid = double.IsFinite(plan.Rewards[r]);
             for (int i = 0; i < final.Height; i++)
                 for (int j = 0; j < final.Width; j++)
-                    flat[(r * final.Height + i) * final.Width + j] = valid ? finestMasks[r][i, j] : 0f;
+                    flat[(r * final.Height + i) * final.Width + j] = valid ? plan.Masks[r][i, j] : 0f;
         }
         using var finest = tensor(flat, [n, final.Height, final.Width], device: device);
-        var masks = MaskPropagation.Propagate(finest, schedule)[firstScale..endScale];
+        var all = MaskPropagation.Propagate(finest, schedule, _o.Mask.DilateEveryScale);
+        var masks = all[firstScale..endScale];
+        foreach (var m in all[..firstScale].Concat(all[endScale..])) m.Dispose();
         var weights = Enumerable.Range(firstScale, endScale - firstScale).Select(t => GrpoMath.PanwWeight(schedule[t].Tokens, _o.Alpha)).ToArray();
         double denominator = 0;
         for (int t = 0; t < masks.Length; t++) denominator += weights[t] * masks[t].sum().item<float>();
-        metrics["active_tokens"] = masks.Sum(m => m.sum().item<float>());
+        metrics[key + "active_tokens"] = masks.Sum(m => m.sum().item<float>());
         using var adv = tensor(advantages.Select(a => (float)a).ToArray(), device: device);
         if (denominator <= 0)
         {
-            metrics["update_skipped"] = 1;
-            _logger.LogWarning("Step {Step}: no valid samples or active tokens; update skipped", Step + 1);
+            metrics[key + "update_skipped"] = 1;
+            _logger.LogWarning("Step {Step}: no valid samples or active tokens for the {Kind} update; update skipped", Step + 1, plan.Kind);
+            foreach (var m in masks) m.Dispose();
             return;
         }
 
-        var chunks = Enumerable.Range(0, n).Chunk(_o.MicroBatch).ToList();
+        var chunks = Chunks(n);
         var chunkRows = chunks.Select(c => rows.Select(c)).ToList();
         try
         {
-            // Old log-probs are those of the policy as it is now, on the same chunks. The first inner epoch's forward pass
-            // runs before any optimizer step, so its detached log-probs are exactly those: they become the old log-probs
-            // (the first inner step's ratio is exactly 1) without a separate pass.
-            var old = new Tensor[chunks.Count][];
+            // Old log-probs: given (a later update of the pass, taken before its first optimizer step), or those of the
+            // policy as it is now: the first inner epoch's forward pass runs before any optimizer step of this update, so
+            // its detached log-probs are exactly those (the first inner step's ratio is exactly 1) without a separate pass.
+            var old = presetOld ?? new Tensor[chunks.Count][];
             var reference = new List<Tensor[]>();
             if (_reference is not null)
             {
@@ -291,7 +393,7 @@ public sealed class GrpoTrainer : IDisposable
                     using var inner = NewDisposeScope();
                     using var idx = tensor(chunks[c].Select(i => (long)i).ToArray(), device: device);
                     var logps = LossLogProbs(_policy, chunkRows[c], firstScale, endScale);
-                    if (epoch == 0) old[c] = logps.Select(x => x.detach().MoveToOuterDisposeScope()).ToArray();
+                    if (epoch == 0 && presetOld is null) old[c] = logps.Select(x => x.detach().MoveToOuterDisposeScope()).ToArray();
                     var a = adv.index_select(0, idx).view(-1, 1, 1);
                     Tensor? numerator = null;
                     for (int t = 0; t < logps.Count; t++)
@@ -304,17 +406,18 @@ public sealed class GrpoTrainer : IDisposable
                             kl = GrpoMath.KlK3(logps[t], reference[c][t]);
                             l = l + _o.KlBeta * kl;
                         }
-                        var term = (l * mask).sum() * weights[t];
+                        var term = GrpoMath.MaskedSum(l, mask) * weights[t];
                         numerator = numerator is null ? term : numerator + term;
                         using (no_grad())
                         {
-                            var active = (mask > 0).to(ScalarType.Float64);
-                            var dev = (ratio.detach().to(ScalarType.Float64) - 1) * active;
-                            var r = (dev + 1) * active;
+                            var on = mask > 0;
+                            var active = on.to(ScalarType.Float64);
+                            var dev = where(on, ratio.detach().to(ScalarType.Float64) - 1, zeros_like(active));
+                            var r = where(on, dev + 1, zeros_like(active));
                             // KL and token probability are first-epoch statistics: later epochs add zeros, not computed sums.
                             var none = zeros([], dtype: ScalarType.Float64, device: device);
-                            var klTerm = epoch == 0 && kl is not null ? (kl.detach().to(ScalarType.Float64) * mask).sum() : none;
-                            var probTerm = epoch == 0 ? (old[c][t].exp().to(ScalarType.Float64) * mask).sum() : none;
+                            var klTerm = epoch == 0 && kl is not null ? GrpoMath.MaskedSum(kl.detach().to(ScalarType.Float64), mask) : none;
+                            var probTerm = epoch == 0 ? GrpoMath.MaskedSum(old[c][t].exp().to(ScalarType.Float64), mask) : none;
                             stats.add_(stack([
                                 r.sum(), (r * r).sum(), active.sum(), (dev.abs() > _o.ClipEpsilon).to(ScalarType.Float64).sum(),
                                 klTerm, probTerm]));
@@ -341,15 +444,16 @@ public sealed class GrpoTrainer : IDisposable
             var s = onHost.data<double>().ToArray();
             double ratioSum = s[0], ratioSq = s[1], count = s[2], clipped = s[3], klSum = s[4], probSum = s[5];
             double mean = count > 0 ? ratioSum / count : 1;
-            metrics["loss"] = lossSum / _o.InnerEpochs;
-            metrics["ratio_mean"] = mean;
-            metrics["ratio_std"] = count > 0 ? Math.Sqrt(Math.Max(0, ratioSq / count - mean * mean)) : 0;
-            metrics["clip_frac"] = count > 0 ? clipped / count : 0;
-            metrics["ratio_first_max_dev"] = firstMaxDev.item<double>();
-            metrics["kl"] = _reference is null ? 0 : klSum / Math.Max(metrics["active_tokens"], 1);
-            metrics["token_prob"] = probSum / Math.Max(metrics["active_tokens"], 1);
-            metrics["grad_norm"] = gradNorm;
-            metrics["nan_skipped"] = nanSkipped;
+            metrics[key + "loss"] = lossSum / _o.InnerEpochs;
+            metrics[key + "ratio_mean"] = mean;
+            metrics[key + "ratio_std"] = count > 0 ? Math.Sqrt(Math.Max(0, ratioSq / count - mean * mean)) : 0;
+            metrics[key + "clip_frac"] = count > 0 ? clipped / count : 0;
+            // With given old log-probs (a later update of the pass) the first epoch already sees the earlier update's step.
+            metrics[key + "ratio_first_epoch_max_dev"] = firstMaxDev.item<double>();
+            metrics[key + "kl"] = _reference is null ? 0 : klSum / Math.Max(metrics[key + "active_tokens"], 1);
+            metrics[key + "token_prob"] = probSum / Math.Max(metrics[key + "active_tokens"], 1);
+            metrics[key + "grad_norm"] = gradNorm;
+            metrics[key + "nan_skipped"] = nanSkipped;
         }
         finally
         {
@@ -378,7 +482,7 @@ public sealed class GrpoTrainer : IDisposable
     {
         Directory.CreateDirectory(directory);
         _optimizer.save_state_dict(Path.Combine(directory, "optimizer.bin"));
-        var state = new TrainerState(TrainerState.CurrentFormat, Step, (int)Alternation.KindAt(_o.Vmr, Step, _o.Steps), (long)Step * _o.PromptsPerStep, _o.Seed, Split);
+        var state = new TrainerState(TrainerState.CurrentFormat, Step, (int)Alternation.UpdatesAt(_o.Vmr, Step, CoarsePrefixSteps)[0], (long)Step * _o.PromptsPerStep, _o.Seed, Split, CoarsePrefixSteps);
         AtomicFile.WriteAllText(Path.Combine(directory, "trainer.json"), JsonSerializer.Serialize(state, TrainerState.Json));
     }
 
@@ -400,8 +504,8 @@ public sealed class GrpoTrainer : IDisposable
         {
             throw new InvalidDataException($"checkpoint '{directory}': trainer.json is corrupt ({e.Message})");
         }
-        if (state.Format != TrainerState.CurrentFormat)
-            throw new InvalidDataException($"checkpoint '{directory}' has format {state.Format}; this version reads format {TrainerState.CurrentFormat}");
+        if (state.Format is < 1 or > TrainerState.CurrentFormat)
+            throw new InvalidDataException($"checkpoint '{directory}' has format {state.Format}; this version reads formats 1-{TrainerState.CurrentFormat}");
         if (state.Seed != _o.Seed || state.Split != Split)
             throw new InvalidDataException($"checkpoint '{directory}' was written with seed {state.Seed} and split {state.Split}, this run has seed {_o.Seed} and split {Split}");
         try
@@ -413,6 +517,18 @@ public sealed class GrpoTrainer : IDisposable
             throw new InvalidDataException($"checkpoint '{directory}': optimizer.bin does not match this policy's parameters ({e.Message.ReplaceLineEndings(" ")})", e);
         }
         Step = state.Step;
+        if (_o.Vmr.Schedule == AlternationSchedule.Coarse)
+        {
+            if (state.Format < 2 || state.CoarsePrefixSteps is null)
+            {
+                _logger.LogWarning("Checkpoint '{Dir}' predates saved coarse phases; the phase boundary is taken from the current Steps ({Boundary} prefix passes of {Steps})", directory, CoarsePrefixSteps, _o.Steps);
+            }
+            else if (state.CoarsePrefixSteps.Value != CoarsePrefixSteps)
+            {
+                _logger.LogWarning("Coarse schedule: the run started with {Saved} prefix passes; --steps {Steps} would give {Now}. The saved boundary is kept: later passes are suffix passes", state.CoarsePrefixSteps.Value, _o.Steps, CoarsePrefixSteps);
+                CoarsePrefixSteps = state.CoarsePrefixSteps.Value;
+            }
+        }
     }
 
     /// <inheritdoc/>
@@ -420,10 +536,17 @@ public sealed class GrpoTrainer : IDisposable
 }
 
 /// <summary>What a checkpoint records about the trainer besides weights and optimizer moments.</summary>
-public sealed record TrainerState(int Format, int Step, int Phase, long DataPosition, long Seed, int Split)
+/// <param name="Format">Checkpoint format (2 adds <paramref name="CoarsePrefixSteps"/>).</param>
+/// <param name="Step">Completed steps.</param>
+/// <param name="Phase">The first update kind of the next pass.</param>
+/// <param name="DataPosition">Prompts consumed.</param>
+/// <param name="Seed">Run seed.</param>
+/// <param name="Split">VMR split scale (-1 = joint).</param>
+/// <param name="CoarsePrefixSteps">The coarse schedule's phase boundary fixed at the run's start (null in format 1).</param>
+public sealed record TrainerState(int Format, int Step, int Phase, long DataPosition, long Seed, int Split, int? CoarsePrefixSteps = null)
 {
     /// <summary>The checkpoint format this version writes.</summary>
-    public const int CurrentFormat = 1;
+    public const int CurrentFormat = 2;
 
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 }

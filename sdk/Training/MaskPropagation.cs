@@ -62,11 +62,73 @@ public static class MaskPropagation
         return result;
     }
 
+    /// <summary>The union (cell-wise max) of masks of the same shape; null when there are none.</summary>
+    public static float[,]? Union(IEnumerable<float[,]?> masks)
+    {
+        ArgumentNullException.ThrowIfNull(masks);
+        float[,]? u = null;
+        foreach (var m in masks)
+        {
+            if (m is null) continue;
+            if (u is null) { u = (float[,])m.Clone(); continue; }
+            for (int i = 0; i < u.GetLength(0); i++)
+                for (int j = 0; j < u.GetLength(1); j++) u[i, j] = Math.Max(u[i, j], m[i, j]);
+        }
+        return u;
+    }
+
+    /// <summary>How many rows of a batch needed a fallback mask.</summary>
+    /// <param name="Group">Rows without a region of their own that took the union of their group's masks.</param>
+    /// <param name="Ones">Rows that took the all-ones mask because no valid member of their group had a region.</param>
+    /// <param name="Valid">Rows that take part (dropped rows do not).</param>
+    public readonly record struct FallbackCounts(int Group, int Ones, int Valid);
+
+    /// <summary>
+    /// Completes per-row masks (method.md section 5): a valid row without a region (null) takes the union of its group's
+    /// valid members' masks, and all ones only when no valid member of the group has a region. Invalid rows (a dropped
+    /// reward) take no part in unions or counts and get an all-zero mask.
+    /// </summary>
+    public static (float[][,] Masks, FallbackCounts Counts) WithGroupFallback(IReadOnlyList<float[,]?> masks, IReadOnlyList<bool> valid,
+        IReadOnlyList<IReadOnlyList<int>> groups, ScaleShape finest)
+    {
+        ArgumentNullException.ThrowIfNull(masks);
+        ArgumentNullException.ThrowIfNull(valid);
+        ArgumentNullException.ThrowIfNull(groups);
+        var result = new float[masks.Count][,];
+        int group = 0, ones = 0, count = 0;
+        var seen = new bool[masks.Count];
+        foreach (var members in groups)
+        {
+            var union = Union(members.Where(i => valid[i]).Select(i => masks[i]));
+            foreach (var i in members)
+            {
+                seen[i] = true;
+                if (!valid[i]) { result[i] = new float[finest.Height, finest.Width]; continue; }
+                count++;
+                if (masks[i] is { } own) { result[i] = own; continue; }
+                if (union is not null) { result[i] = (float[,])union.Clone(); group++; }
+                else { result[i] = Filled(finest, 1); ones++; }
+            }
+        }
+        for (int i = 0; i < masks.Count; i++)
+            if (!seen[i]) throw new ArgumentException($"row {i} belongs to no group", nameof(groups));
+        return (result, new FallbackCounts(group, ones, count));
+    }
+
+    private static float[,] Filled(ScaleShape shape, float value)
+    {
+        var m = new float[shape.Height, shape.Width];
+        for (int i = 0; i < shape.Height; i++)
+            for (int j = 0; j < shape.Width; j++) m[i, j] = value;
+        return m;
+    }
+
     /// <summary>
     /// Propagates finest-grid masks <c>[rows, h_T, w_T]</c> to every scale of <paramref name="schedule"/>, fine to
-    /// coarse. Element t is <c>[rows, h_t, w_t]</c> float 0/1.
+    /// coarse. Element t is <c>[rows, h_t, w_t]</c> float 0/1. With <paramref name="dilateEveryScale"/> every coarser
+    /// mask is also dilated by one cell (3x3), after it has been derived from the undilated finer one.
     /// </summary>
-    public static Tensor[] Propagate(Tensor finest, ScaleSchedule schedule)
+    public static Tensor[] Propagate(Tensor finest, ScaleSchedule schedule, bool dilateEveryScale = false)
     {
         ArgumentNullException.ThrowIfNull(finest);
         ArgumentNullException.ThrowIfNull(schedule);
@@ -77,6 +139,15 @@ public static class MaskPropagation
             var s = schedule[t];
             var pooled = nn.functional.adaptive_avg_pool2d(masks[t + 1].unsqueeze(1), [s.Height, s.Width]).squeeze(1);
             masks[t] = (pooled > 0).to_type(ScalarType.Float32);
+        }
+        if (dilateEveryScale)
+        {
+            for (int t = 0; t < schedule.Count - 1; t++)
+            {
+                var grown = nn.functional.max_pool2d(masks[t].unsqueeze(1), [3, 3], [1, 1], [1, 1]).squeeze(1);
+                masks[t].Dispose();
+                masks[t] = grown;
+            }
         }
         return masks;
     }

@@ -13,6 +13,21 @@ public enum AlternationSchedule
     Coarse,
 }
 
+/// <summary>How the rollouts of one VMR sampling pass are used.</summary>
+public enum RolloutReuse
+{
+    /// <summary>
+    /// Every pass feeds a prefix update (the continuations' rewards through the middle values), and every
+    /// <see cref="VmrOptions.PrefixUpdatesPerSuffix"/>-th pass also a suffix update on the same continuations, whose old
+    /// log-probs are taken before any optimizer step of the pass. No scored rollout is sampled for nothing. The coarse
+    /// schedule keeps its phases (prefix passes, then suffix passes).
+    /// </summary>
+    Both,
+
+    /// <summary>The literal alternation: one update per pass, prefix or suffix as the schedule says (the other update's data unused).</summary>
+    Literal,
+}
+
 /// <summary>How several rewards combine into one scalar.</summary>
 public enum RewardAggregation
 {
@@ -87,6 +102,15 @@ public sealed class VmrOptions
     /// <summary>Soft-max temperature eta of the middle value.</summary>
     public double Eta { get; set; } = 1.0;
 
+    /// <summary>
+    /// Use eta = <see cref="TrainerOptions.KlBeta"/> (Theorem 2's condition for the split to keep the full-horizon
+    /// KL-regularized optimum); <see cref="Eta"/> is then ignored.
+    /// </summary>
+    public bool TieEtaToKlBeta { get; set; }
+
+    /// <summary>How a pass's rollouts feed updates (default: both updates, no rollout wasted).</summary>
+    public RolloutReuse Reuse { get; set; } = RolloutReuse.Both;
+
     /// <summary>Prefix updates per suffix update in the fine schedule.</summary>
     public int PrefixUpdatesPerSuffix { get; set; } = 3;
 
@@ -105,6 +129,12 @@ public sealed class MaskOptions
 
     /// <summary>Also use regions that matched no target (default: only matched ones).</summary>
     public bool IncludeUnmatchedRegions { get; set; }
+
+    /// <summary>
+    /// Dilate the propagated mask by one cell at every coarser scale too (bicubic upsampling and the phi convs spread a
+    /// coarse token's influence beyond its footprint).
+    /// </summary>
+    public bool DilateEveryScale { get; set; }
 }
 
 /// <summary>Rollout sampling settings.</summary>
@@ -264,6 +294,7 @@ public sealed class TrainerOptions
         Check(Alpha >= 0 && double.IsFinite(Alpha), $"Train:Alpha must be >= 0, got {Alpha}");
         Check(Vmr.Continuations >= 1, $"Train:Vmr:Continuations must be >= 1, got {Vmr.Continuations}");
         Check(Vmr.Eta > 0, $"Train:Vmr:Eta must be > 0, got {Vmr.Eta}");
+        Check(!Vmr.TieEtaToKlBeta || KlBeta > 0, "Train:Vmr:TieEtaToKlBeta needs Train:KlBeta > 0 (eta = beta must be positive)");
         Check(Vmr.PrefixUpdatesPerSuffix >= 1, $"Train:Vmr:PrefixUpdatesPerSuffix must be >= 1, got {Vmr.PrefixUpdatesPerSuffix}");
         Check(Vmr.CoarsePrefixFraction is > 0 and < 1, $"Train:Vmr:CoarsePrefixFraction must be in (0, 1), got {Vmr.CoarsePrefixFraction}");
         Check(Rollout.CfgScale >= 0, $"Train:Rollout:CfgScale must be >= 0, got {Rollout.CfgScale}");

@@ -16,17 +16,36 @@ public enum UpdateKind
 /// <summary>Which update each step runs.</summary>
 public static class Alternation
 {
-    /// <summary>The update kind of step <paramref name="step"/> (0-based) of a run of <paramref name="totalSteps"/>.</summary>
-    public static UpdateKind KindAt(VmrOptions vmr, int step, int totalSteps)
+    /// <summary>The update kind of step <paramref name="step"/> (0-based) of a run of <paramref name="totalSteps"/> under the literal alternation.</summary>
+    public static UpdateKind KindAt(VmrOptions vmr, int step, int totalSteps) => LiteralKind(vmr, step, CoarsePrefixSteps(vmr, totalSteps));
+
+    private static UpdateKind LiteralKind(VmrOptions vmr, int step, int coarsePrefixSteps)
     {
         ArgumentNullException.ThrowIfNull(vmr);
         return vmr.Schedule switch
         {
             AlternationSchedule.Joint => UpdateKind.Joint,
             AlternationSchedule.Fine => step % (vmr.PrefixUpdatesPerSuffix + 1) < vmr.PrefixUpdatesPerSuffix ? UpdateKind.Prefix : UpdateKind.Suffix,
-            AlternationSchedule.Coarse => step < CoarsePrefixSteps(vmr, totalSteps) ? UpdateKind.Prefix : UpdateKind.Suffix,
+            AlternationSchedule.Coarse => step < coarsePrefixSteps ? UpdateKind.Prefix : UpdateKind.Suffix,
             _ => throw new ArgumentOutOfRangeException(nameof(vmr), vmr.Schedule, "unknown schedule"),
         };
+    }
+
+    /// <summary>
+    /// The updates that sampling pass <paramref name="step"/> feeds, in order. With <see cref="RolloutReuse.Both"/> and
+    /// the fine schedule every pass feeds a prefix update and every <c>PrefixUpdatesPerSuffix</c>-th pass (steps r-1,
+    /// 2r-1, ...) also a suffix update, which keeps the prefix:suffix ratio at r:1 while no pass's data goes unused;
+    /// the coarse schedule keeps its two phases (<paramref name="coarsePrefixSteps"/> prefix passes, then suffix passes);
+    /// joint training is one update per pass. <see cref="RolloutReuse.Literal"/> is one update per pass as
+    /// <see cref="KindAt"/> says.
+    /// </summary>
+    public static IReadOnlyList<UpdateKind> UpdatesAt(VmrOptions vmr, int step, int coarsePrefixSteps)
+    {
+        ArgumentNullException.ThrowIfNull(vmr);
+        if (vmr.Reuse == RolloutReuse.Literal || vmr.Schedule != AlternationSchedule.Fine)
+            return [LiteralKind(vmr, step, coarsePrefixSteps)];
+        int r = vmr.PrefixUpdatesPerSuffix;
+        return step % r == r - 1 ? [UpdateKind.Prefix, UpdateKind.Suffix] : [UpdateKind.Prefix];
     }
 
     /// <summary>Prefix steps of the coarse schedule (at least one of each kind when there are two or more steps).</summary>

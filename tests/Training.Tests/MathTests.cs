@@ -87,6 +87,26 @@ public class MathTests
         Assert.Equal(MathF.Exp(d) - d - 1, GrpoMath.KlK3(tensor(new float[] { MathF.Log(1.5f) }), tensor(new float[] { MathF.Log(0.5f) })).item<float>(), 5);
     }
 
+    [Fact]
+    public void AnExtremePolicyReferencePairGivesAFiniteLossAndGradient()
+    {
+        // The reference puts all its mass where the policy puts almost none (and one token the policy rules out
+        // entirely): unclamped, exp(ref - logp) overflows to inf, and inf x a zero mask is NaN, which skips the step.
+        var logp = tensor(new float[] { -1e4f, float.NegativeInfinity, -0.1f, -50f }, requires_grad: true);
+        var reference = tensor(new float[] { 0f, 0f, -0.1f, 0f });
+        var mask = tensor(new float[] { 1f, 0f, 1f, 0f }); // the -inf token and another extreme one are masked out
+        var kl = GrpoMath.KlK3(logp, reference);
+        Assert.True(kl.isfinite().all().item<bool>(), string.Join(", ", kl.data<float>().ToArray()));
+        Assert.Equal(MathF.Exp(20) - 21, kl[0].item<float>(), 0);
+        var (surrogate, ratio) = GrpoMath.ClippedSurrogate(logp, zeros(4), tensor(new float[] { 1, 1, 1, -1 }), 0.2);
+        Assert.True(ratio.isfinite().all().item<bool>());
+        var loss = GrpoMath.MaskedSum(surrogate + 0.1 * kl, mask);
+        Assert.True(double.IsFinite(loss.item<float>()));
+        loss.backward();
+        Assert.True(logp.grad!.isfinite().all().item<bool>(), string.Join(", ", logp.grad!.data<float>().ToArray()));
+        Assert.Equal(0f, logp.grad![1].item<float>()); // masked-out tokens get no gradient
+    }
+
     private sealed class RoundedComparer : IEqualityComparer<double>
     {
         public bool Equals(double x, double y) => Math.Abs(x - y) < 1e-9;
@@ -136,6 +156,44 @@ public class MaskPropagationTests
     }
 
     private static float Sum(float[,] m) => m.Cast<float>().Sum();
+
+    private static float[,] Cells(int h, int w, params (int I, int J)[] on)
+    {
+        var m = new float[h, w];
+        foreach (var (i, j) in on) m[i, j] = 1;
+        return m;
+    }
+
+    [Fact]
+    public void RowsWithoutARegionTakeTheirGroupsUnionAndOnesOnlyWhenNobodyHasOne()
+    {
+        var shape = new ScaleShape(2, 2);
+        // Group 0: rows 0 (region top-left), 1 (none), 2 (region bottom-right, but its reward was dropped), 3 (none).
+        // Group 1: rows 4, 5 (no regions at all).
+        float[,]?[] masks = [Cells(2, 2, (0, 0)), null, Cells(2, 2, (1, 1)), null, null, null];
+        bool[] valid = [true, true, false, true, true, true];
+        var (result, counts) = MaskPropagation.WithGroupFallback(masks, valid, [[0, 1, 2, 3], [4, 5]], shape);
+        Assert.Equal(Cells(2, 2, (0, 0)), result[0]);
+        Assert.Equal(Cells(2, 2, (0, 0)), result[1]); // the union of the valid members: the dropped row does not count
+        Assert.Equal(new float[2, 2], result[2]);      // a dropped row takes no part and gets no loss
+        Assert.Equal(Cells(2, 2, (0, 0)), result[3]);
+        Assert.Equal(Cells(2, 2, (0, 0), (0, 1), (1, 0), (1, 1)), result[4]);
+        Assert.Equal((2, 2, 5), (counts.Group, counts.Ones, counts.Valid));
+    }
+
+    [Fact]
+    public void DilatingEveryScaleGrowsTheCoarseMasksByOneCell()
+    {
+        var schedule = ScaleSchedule.Square(2, 4, 8);
+        using var finest = zeros(1, 8, 8);
+        finest[0, 0, 0] = tensor(1f);
+        var plain = MaskPropagation.Propagate(finest, schedule);
+        var grown = MaskPropagation.Propagate(finest, schedule, dilateEveryScale: true);
+        Assert.Equal(1f, plain[1].sum().item<float>());
+        Assert.Equal(4f, grown[1].sum().item<float>()); // the 4x4 cell (0,0) and its neighbours inside the grid
+        Assert.Equal(4f, grown[0].sum().item<float>()); // 2x2: everything
+        Assert.Equal(1f, grown[2].sum().item<float>()); // the finest grid keeps its own (MaskOptions.Dilate) treatment
+    }
 }
 
 public class ScheduleTests

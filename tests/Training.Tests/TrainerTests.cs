@@ -77,11 +77,11 @@ public sealed class TrainerTests : IDisposable
         using var policy = new TinyNextScalePolicy(seed: 1);
         using var trainer = Trainer(o, policy);
         var first = trainer.RunStep();
-        Assert.Equal(0.0, first.Metrics["ratio_first_max_dev"]);
+        Assert.Equal(0.0, first.Metrics["ratio_first_epoch_max_dev"]);
         Assert.Equal(0.0, first.Metrics["kl"]);
         Assert.True(first.Metrics["grad_norm"] > 0);
         var second = trainer.RunStep();
-        Assert.Equal(0.0, second.Metrics["ratio_first_max_dev"]); // old log-probs are recomputed every step
+        Assert.Equal(0.0, second.Metrics["ratio_first_epoch_max_dev"]); // old log-probs are recomputed every step
         Assert.True(second.Metrics["kl"] > 0, "the policy moved, so KL to the reference is positive");
     }
 
@@ -118,7 +118,7 @@ public sealed class TrainerTests : IDisposable
         var conditional = Run(LossDistribution.Conditional);
         var guided = Run(LossDistribution.Guided);
         Assert.Equal(conditional.Metrics["reward_mean"], guided.Metrics["reward_mean"]); // same rollouts
-        Assert.Equal(0.0, guided.Metrics["ratio_first_max_dev"]);
+        Assert.Equal(0.0, guided.Metrics["ratio_first_epoch_max_dev"]);
         Assert.True(guided.Metrics["token_prob"] > conditional.Metrics["token_prob"], $"guided {guided.Metrics["token_prob"]} vs conditional {conditional.Metrics["token_prob"]}");
     }
 
@@ -169,15 +169,70 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
-    public async Task VmrStepsAlternateAndUseTheirOwnScaleRanges()
+    public void LiteralVmrStepsAlternateAndUseTheirOwnScaleRanges()
     {
-        var o = Options(x => { x.Steps = 4; x.Vmr.Schedule = AlternationSchedule.Fine; });
+        var o = Options(x => { x.Steps = 4; x.Vmr.Schedule = AlternationSchedule.Fine; x.Vmr.Reuse = RolloutReuse.Literal; });
         using var policy = new TinyNextScalePolicy(seed: 2);
         using var trainer = Trainer(o, policy);
-        var kinds = new List<UpdateKind>();
-        for (int i = 0; i < 4; i++) kinds.Add((trainer.RunStep()).Kind);
-        Assert.Equal([UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Suffix], kinds);
+        var steps = Enumerable.Range(0, 4).Select(_ => trainer.RunStep()).ToList();
+        Assert.Equal([UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Suffix], steps.Select(r => r.Kind));
+        Assert.All(steps, r => Assert.Equal(1.0, r.Metrics["updates"]));
         Assert.Equal(1, trainer.Split);
+        // 2 prompts x G=4 x K=2 = 16 images per pass, one update each.
+        Assert.All(steps, r => Assert.Equal(1.0 / 16, r.Metrics["updates_per_image"]));
+    }
+
+    [Fact]
+    public void EveryPassFeedsAPrefixUpdateAndEveryThirdASuffixUpdateWithOldLogProbsFromBeforeThePass()
+    {
+        var o = Options(x => { x.Steps = 6; x.Vmr.Schedule = AlternationSchedule.Fine; x.Vmr.PrefixUpdatesPerSuffix = 3; x.LearningRate = 0.1; });
+        using var policy = new TinyNextScalePolicy(seed: 2);
+        using var trainer = Trainer(o, policy);
+        var steps = Enumerable.Range(0, 6).Select(_ => trainer.RunStep()).ToList();
+        Assert.Equal([1.0, 1.0, 2.0, 1.0, 1.0, 2.0], steps.Select(r => r.Metrics["updates"]));
+        Assert.All(steps, r => Assert.Equal(UpdateKind.Prefix, r.Kind));
+        foreach (var r in new[] { steps[2], steps[5] })
+        {
+            // The suffix update of the pass trains on the same continuations, with its own loss, groups and statistics.
+            Assert.True(r.Metrics["suffix/active_tokens"] > 0);
+            Assert.True(double.IsFinite(r.Metrics["suffix/loss"]) && r.Metrics["suffix/grad_norm"] > 0);
+            // Its old log-probs predate the prefix step of the same pass, so its first epoch already sees that step.
+            Assert.True(r.Metrics["suffix/ratio_first_epoch_max_dev"] > 0, "the suffix's old log-probs must be taken before the prefix step");
+            Assert.Equal(0.0, r.Metrics["ratio_first_epoch_max_dev"]);
+            Assert.Equal(2.0 / 16, r.Metrics["updates_per_image"]);
+        }
+        Assert.False(steps[0].Metrics.ContainsKey("suffix/loss"));
+    }
+
+    [Fact]
+    public void EtaTiedToTheKlWeightGivesTheSofterMaxOfTheContinuations()
+    {
+        double Middle(bool tie)
+        {
+            var o = Options(x => { x.KlBeta = 0.01; x.Vmr.Eta = 1; x.Vmr.TieEtaToKlBeta = tie; });
+            using var policy = new TinyNextScalePolicy(seed: 2);
+            using var trainer = Trainer(o, policy);
+            return trainer.RunStep().Metrics["middle_value_mean"];
+        }
+        // V = eta log mean exp(R/eta) falls with eta: eta = beta = 0.01 is close to the max of the K rewards.
+        Assert.True(Middle(true) > Middle(false) + 1e-6);
+        Assert.Contains(Options(x => { x.KlBeta = 0; x.Vmr.TieEtaToKlBeta = true; }).Validate(), e => e.Contains("TieEtaToKlBeta"));
+    }
+
+    [Fact]
+    public async Task ACoarseRunResumedWithMoreStepsKeepsItsPhaseBoundary()
+    {
+        var o = Options(x => { x.Steps = 4; x.CheckpointEvery = 1; x.Evaluate = false; x.Vmr.Schedule = AlternationSchedule.Coarse; x.Vmr.CoarsePrefixFraction = 0.5; });
+        var run = Path.Combine(_dir, "coarse");
+        using (var cts = new CancellationTokenSource())
+            await TrainingRun.RunAsync(Request(o, run, onStep: r => { if (r.Step == 0) cts.Cancel(); }), cts.Token);
+        // The run started as 4 steps (boundary 2); resumed as 8 steps it would be 4 without the saved boundary.
+        var longer = Options(x => { x.Steps = 8; x.CheckpointEvery = 1; x.Evaluate = false; x.Vmr.Schedule = AlternationSchedule.Coarse; x.Vmr.CoarsePrefixFraction = 0.5; });
+        await TrainingRun.RunAsync(Request(longer, run, resume: true), CancellationToken.None);
+        var phases = Metrics(run).Select(m => (UpdateKind)(int)m["phase"]).ToList();
+        Assert.Equal([UpdateKind.Prefix, UpdateKind.Prefix, UpdateKind.Suffix, UpdateKind.Suffix, UpdateKind.Suffix, UpdateKind.Suffix, UpdateKind.Suffix, UpdateKind.Suffix], phases);
+        var state = File.ReadAllText(Path.Combine(run, "checkpoints", "step-000008", "trainer.json"));
+        Assert.Contains("\"coarsePrefixSteps\": 2", state);
     }
 
     [Fact]

@@ -65,6 +65,22 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.   # Linux: KiB
 
 
+def loaded_blas():
+    """Real paths of the BLAS/LAPACK libraries mapped into this process (Debian's torch uses whatever
+    libblas.so.3 resolves to: netlib reference BLAS unless OpenBLAS/BLIS is installed or on LD_LIBRARY_PATH)."""
+    libs = set()
+    try:
+        with open('/proc/self/maps') as fp:
+            for line in fp:
+                path = line.split()[-1]
+                name = os.path.basename(path)
+                if path.startswith('/') and re.search(r'blas|lapack|mkl|blis', name, re.I):
+                    libs.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return sorted(libs)
+
+
 def load_sd(path):
     sd = torch.load(path, map_location='cpu')
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -170,6 +186,7 @@ def bench(args):
         'seconds_per_call_median': med,
         'batch': args.batch, 'threads': args.threads, 'repeats': args.repeats,
         'torch': torch.__version__,
+        'blas': loaded_blas(),
         'load_s': load_s,
         'peak_rss_mb': peak_rss_mb(),
         'warmup_s': warm_s,
