@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using NextFlowRL.Rewards;
+using NextFlowRL.Training.Evidence;
 
 namespace NextFlowRL.Training;
 
@@ -9,12 +11,15 @@ namespace NextFlowRL.Training;
 public sealed record AblationVariant(string Name, Action<TrainerOptions> Apply)
 {
     /// <summary>
-    /// The standard ladder: vanilla GRPO (joint, alpha 0, no mask), +PANW, +VMR, +MP, and the full method.
+    /// The standard ladder: vanilla GRPO (joint, alpha 0, no mask), vanilla with the full method's G x K images per
+    /// prompt (compute-matched), +PANW, +VMR, +MP, and the full method.
     /// <paramref name="alpha"/> is the PANW exponent of the variants that use PANW.
     /// </summary>
     public static IReadOnlyList<AblationVariant> Standard(double alpha) =>
     [
         new("vanilla GRPO", o => { o.Vmr.Schedule = AlternationSchedule.Joint; o.Alpha = 0; o.Mask.Enabled = false; }),
+        // Compute-matched: as many sampled (and scored) images per prompt as the full method's G x K.
+        new("vanilla GRPO, G x K samples", o => { o.GroupSize *= Math.Max(1, o.Vmr.Continuations); o.Vmr.Schedule = AlternationSchedule.Joint; o.Alpha = 0; o.Mask.Enabled = false; }),
         new("+PANW", o => { o.Vmr.Schedule = AlternationSchedule.Joint; o.Alpha = alpha; o.Mask.Enabled = false; }),
         new("+VMR", o => { o.Vmr.Schedule = AlternationSchedule.Fine; o.Alpha = 0; o.Mask.Enabled = false; }),
         new("+MP", o => { o.Vmr.Schedule = AlternationSchedule.Joint; o.Alpha = 0; o.Mask.Enabled = true; }),
@@ -47,7 +52,12 @@ public sealed record AblationVariant(string Name, Action<TrainerOptions> Apply)
     private static ArgumentException Bad(string spec) => new($"ablation variant '{spec}' has a malformed value");
 }
 
-/// <summary>Aggregates ablation results into a markdown table (mean ± std over seeds).</summary>
+/// <summary>
+/// The ablation table: per variant and metric the pooled value over its seeds with a 95% interval, and the paired
+/// difference to the baseline variant (vanilla GRPO) with its interval and a verdict the interval supports. Intervals
+/// come from a two-level bootstrap (<see cref="Bootstrap.Runs"/>: seeds, then prompts), so they carry the training
+/// seeds' variation as well as the prompts'.
+/// </summary>
 public static class AblationTable
 {
     /// <summary>Metrics reported per variant when present.</summary>
@@ -55,31 +65,65 @@ public static class AblationTable
         [("word_accuracy", "Word Acc (eval prompts)"), ("ned", "NED (eval prompts)"), ("facet/heldout/word_accuracy", "Word Acc (held-out words)"),
          ("facet/heldout/ned", "NED (held-out words)"), ("mean_score", "reward (eval prompts)")];
 
-    /// <summary>Markdown with one row per variant; <paramref name="results"/> maps variant -> per-seed metrics.</summary>
-    public static string Markdown(IReadOnlyList<(string Variant, IReadOnlyList<IReadOnlyDictionary<string, double>> Seeds)> results, IReadOnlyDictionary<string, double>? baseModel)
+    /// <summary>The metric whose paired difference to the baseline is reported with a verdict.</summary>
+    public const string HeadlineMetric = "facet/heldout/word_accuracy";
+
+    /// <summary>One sentence the interval supports: "helps", "hurts" or "no measurable effect".</summary>
+    public static string Verdict(Interval difference)
+    {
+        ArgumentNullException.ThrowIfNull(difference);
+        if (!double.IsFinite(difference.Low)) return "not measured";
+        return difference.AboveZero ? "helps" : difference.BelowZero ? "hurts" : "no measurable effect";
+    }
+
+    /// <summary>
+    /// Markdown with one row per variant. <paramref name="results"/> maps a variant to its runs' evaluation sets (one per
+    /// seed, all on the same prompts and evaluation seeds); <paramref name="baselineVariant"/> names the row the others
+    /// are paired against (runs paired by seed position); <paramref name="baseModel"/> is the untrained model's set.
+    /// </summary>
+    public static string Markdown(IReadOnlyList<(string Variant, IReadOnlyList<ScoredSet> Runs)> results, IRewardModel reward, string? baselineVariant,
+        ScoredSet? baseModel, int resamples = Bootstrap.DefaultResamples, long seed = 1)
     {
         ArgumentNullException.ThrowIfNull(results);
-        var columns = Columns.Where(c => results.Any(r => r.Seeds.Any(s => s.ContainsKey(c.Key)))).ToList();
-        var sb = new StringBuilder();
-        sb.Append("| variant | seeds | ").Append(string.Join(" | ", columns.Select(c => c.Label))).Append(" |\n");
-        sb.Append("|---|---|").Append(string.Concat(columns.Select(_ => "---|"))).Append('\n');
-        if (baseModel is not null)
-            sb.Append("| base model | - | ").Append(string.Join(" | ", columns.Select(c => baseModel.TryGetValue(c.Key, out var v) ? F(v) : "-"))).Append(" |\n");
-        foreach (var (variant, seeds) in results)
+        ArgumentNullException.ThrowIfNull(reward);
+        var baseline = results.FirstOrDefault(r => r.Variant == baselineVariant);
+        var computed = results.Where(r => r.Runs.Count > 0).Select(r =>
         {
-            sb.Append("| ").Append(variant).Append(" | ").Append(seeds.Count).Append(" | ");
-            sb.Append(string.Join(" | ", columns.Select(c =>
+            bool paired = baseline.Runs is { Count: > 0 } && r.Variant != baselineVariant && baseline.Runs.Count == r.Runs.Count;
+            var (v, _, d) = Bootstrap.Runs(reward, r.Runs, paired ? baseline.Runs : null, resamples, seed);
+            return (r.Variant, Seeds: r.Runs.Count, Values: v, Difference: d);
+        }).ToList();
+        var present = computed.SelectMany(c => c.Values.Keys).ToHashSet(StringComparer.Ordinal);
+        var columns = Columns.Where(c => present.Contains(c.Key)).ToList();
+        bool headline = present.Contains(HeadlineMetric) && baselineVariant is not null;
+        var sb = new StringBuilder();
+        sb.Append("| variant | seeds | ").Append(string.Join(" | ", columns.Select(c => c.Label)));
+        if (headline) sb.Append(" | held-out Word Acc minus ").Append(baselineVariant).Append(" (paired) | verdict");
+        sb.Append(" |\n|---|---|").Append(string.Concat(columns.Select(_ => "---|"))).Append(headline ? "---|---|" : "").Append('\n');
+        if (baseModel is not null)
+        {
+            var m = RewardMetrics.Summarize(reward, baseModel.RewardResults(), baseModel.Bins);
+            sb.Append("| base model | - | ").Append(string.Join(" | ", columns.Select(c => m.TryGetValue(c.Key, out var x) ? F(x) : "-")));
+            sb.Append(headline ? " | - | - |\n" : " |\n");
+        }
+        foreach (var c in computed)
+        {
+            sb.Append("| ").Append(c.Variant).Append(" | ").Append(c.Seeds).Append(" | ");
+            sb.Append(string.Join(" | ", columns.Select(col => c.Values.TryGetValue(col.Key, out var i) ? Cell(i) : "-")));
+            if (headline)
             {
-                var values = seeds.Where(s => s.ContainsKey(c.Key)).Select(s => s[c.Key]).ToList();
-                if (values.Count == 0) return "-";
-                double mean = values.Average();
-                double std = values.Count > 1 ? Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1)) : 0;
-                return $"{F(mean)} ± {F(std)}";
-            })));
+                if (c.Difference is not null && c.Difference.TryGetValue(HeadlineMetric, out var d)) sb.Append(" | ").Append(Signed(d)).Append(" | ").Append(Verdict(d));
+                else sb.Append(" | - | -");
+            }
             sb.Append(" |\n");
         }
         return sb.ToString();
     }
+
+    private static string Cell(Interval i) => double.IsFinite(i.Low) ? $"{F(i.Estimate)} [{F(i.Low)}, {F(i.High)}]" : F(i.Estimate);
+
+    private static string Signed(Interval i) =>
+        string.Create(CultureInfo.InvariantCulture, $"{i.Estimate:+0.0000;-0.0000;0} [{i.Low:+0.0000;-0.0000;0}, {i.High:+0.0000;-0.0000;0}]");
 
     private static string F(double v) => v.ToString("0.0000", CultureInfo.InvariantCulture);
 }

@@ -1,35 +1,52 @@
 using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
+using NextFlowRL.Training.Evidence;
 
 namespace NextFlowRL.Training;
 
 /// <summary>The result of evaluating a policy on a prompt set.</summary>
 /// <param name="Metrics">Set-level metrics: <c>count</c>, <c>failed</c>, <c>mean_score</c>, mean components, the reward's own summary (e.g. <c>word_accuracy</c>, <c>ned</c>), per bin as <c>bin/&lt;bin&gt;/&lt;metric&gt;</c>, and per facet (a dash-separated part of several bin names, e.g. <c>heldout</c>) as <c>facet/&lt;part&gt;/&lt;metric&gt;</c>.</param>
-/// <param name="Images">The generated images, in prompt order.</param>
-/// <param name="Results">The reward results, in prompt order.</param>
-public sealed record EvalReport(IReadOnlyDictionary<string, double> Metrics, IReadOnlyList<RgbImage> Images, IReadOnlyList<RewardResult> Results);
+/// <param name="Images">The generated images: for each prompt in order, its images one after another.</param>
+/// <param name="Results">The reward results, in the order of <paramref name="Images"/>.</param>
+/// <param name="Set">The scored set (prompt index and bin of every image), for intervals and paired comparisons.</param>
+/// <param name="Intervals">Bootstrap 95% confidence intervals of every metric, resampling prompts (empty when not computed).</param>
+public sealed record EvalReport(IReadOnlyDictionary<string, double> Metrics, IReadOnlyList<RgbImage> Images, IReadOnlyList<RewardResult> Results,
+    ScoredSet Set, IReadOnlyDictionary<string, Interval> Intervals);
 
 /// <summary>
-/// Samples one image per prompt with fixed seeds and scores it (CVTG-style evaluation when the reward is the OCR
-/// reward: Word Accuracy and NED come from its <see cref="ISummarizingReward"/> summary).
+/// The evaluation protocol: <c>imagesPerPrompt</c> images per prompt, sampled in fixed batches with seeds derived from
+/// the evaluation seed only (the same images for every run and variant evaluated with the same settings, so two
+/// evaluations pair), scored by the reward (CVTG-style with the OCR reward: Word Accuracy and NED from its
+/// <see cref="ISummarizingReward"/> summary), with bootstrap 95% intervals that resample prompts.
 /// </summary>
 public static class PolicyEvaluator
 {
-    /// <summary>Evaluates <paramref name="policy"/> on <paramref name="prompts"/> in batches.</summary>
+    /// <summary>Evaluates <paramref name="policy"/> on <paramref name="prompts"/> in batches of <paramref name="batchSize"/> images.</summary>
+    /// <param name="policy">The policy.</param>
+    /// <param name="reward">The reward that scores the images.</param>
+    /// <param name="prompts">The prompts.</param>
+    /// <param name="sampling">Sampling settings; <see cref="SamplingOptions.Seed"/> is the evaluation seed.</param>
+    /// <param name="imagesPerPrompt">Images per prompt.</param>
+    /// <param name="batchSize">Images per sampling call (part of the protocol: it fixes which random stream each image uses).</param>
+    /// <param name="resamples">Bootstrap resamples (0 = no intervals).</param>
+    /// <param name="progress">Images scored so far.</param>
+    /// <param name="ct">Cancellation.</param>
     public static async Task<EvalReport> EvaluateAsync(INextScalePolicy policy, IRewardModel reward, IReadOnlyList<PromptRecord> prompts,
-        SamplingOptions sampling, int batchSize = 16, IProgress<int>? progress = null, CancellationToken ct = default)
+        SamplingOptions sampling, int imagesPerPrompt = 1, int batchSize = 16, int resamples = 0, IProgress<int>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(reward);
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(sampling);
+        ArgumentOutOfRangeException.ThrowIfLessThan(imagesPerPrompt, 1);
+        var rows = Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, imagesPerPrompt)).ToList();
         var images = new List<RgbImage>();
         var results = new List<RewardResult>();
-        for (int start = 0; start < prompts.Count; start += batchSize)
+        for (int start = 0; start < rows.Count; start += batchSize)
         {
             ct.ThrowIfCancellationRequested();
-            var chunk = prompts.Skip(start).Take(batchSize).ToList();
+            var chunk = rows.Skip(start).Take(batchSize).Select(p => prompts[p]).ToList();
             using (var trajectories = policy.Sample(chunk.Select(p => p.Prompt).ToList(), sampling with { Seed = Seeds.Mix(sampling.Seed, start) }, ct))
                 images.AddRange(policy.Decode(trajectories));
             var scored = await reward.ScoreAsync(chunk.Select((p, i) => new RewardSample(images[start + i], p.Prompt, p.Metadata)).ToList(), ct);
@@ -38,8 +55,11 @@ public static class PolicyEvaluator
             results.AddRange(scored);
             progress?.Report(results.Count);
         }
-        var metrics = RewardMetrics.Summarize(reward, results, prompts.Select(p => p.Metadata.GetValueOrDefault(RewardMetadataKeys.Bin)).ToList());
-        return new EvalReport(metrics, images, results);
+        var bins = rows.Select(p => prompts[p].Metadata.GetValueOrDefault(RewardMetadataKeys.Bin)).ToList();
+        var metrics = RewardMetrics.Summarize(reward, results, bins);
+        var set = ScoredSet.From(reward.Name, rows, bins, results);
+        var intervals = resamples > 0 && prompts.Count > 1 ? Bootstrap.Intervals(reward, set, resamples, sampling.Seed) : new Dictionary<string, Interval>();
+        return new EvalReport(metrics, images, results, set, intervals);
     }
 }
 

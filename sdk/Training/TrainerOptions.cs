@@ -177,6 +177,24 @@ public sealed class TrainerOptions
     /// <summary>Held-out evaluation prompts (JSONL).</summary>
     public string? EvalPrompts { get; set; }
 
+    /// <summary>
+    /// Validation prompts (JSONL) for tuning settings (guidance, KL weight, learning rate); the held-out
+    /// <see cref="EvalPrompts"/> are for reporting only.
+    /// </summary>
+    public string? ValidationPrompts { get; set; }
+
+    /// <summary>Images per evaluation prompt (the evaluation protocol: at least 4).</summary>
+    public int EvalImagesPerPrompt { get; set; } = 4;
+
+    /// <summary>
+    /// Seed of the evaluation images, independent of <see cref="Seed"/>: every variant and run is evaluated on the same
+    /// prompts with the same random streams, so evaluations pair.
+    /// </summary>
+    public long EvalSeed { get; set; } = 20_261_201;
+
+    /// <summary>Bootstrap resamples of the evaluation's confidence intervals.</summary>
+    public int BootstrapResamples { get; set; } = Evidence.Bootstrap.DefaultResamples;
+
     /// <summary>Use at most this many evaluation prompts (0 = all).</summary>
     public int EvalLimit { get; set; }
 
@@ -305,6 +323,8 @@ public sealed class TrainerOptions
         Check(KeepCheckpoints >= 1, $"Train:KeepCheckpoints must be >= 1, got {KeepCheckpoints}");
         Check(SampleEvery >= 0, $"Train:SampleEvery must be >= 0, got {SampleEvery}");
         Check(EvalLimit >= 0, $"Train:EvalLimit must be >= 0, got {EvalLimit}");
+        Check(EvalImagesPerPrompt >= 1, $"Train:EvalImagesPerPrompt must be >= 1, got {EvalImagesPerPrompt}");
+        Check(BootstrapResamples >= 100, $"Train:BootstrapResamples must be >= 100, got {BootstrapResamples}");
         Check(Threads >= 0, $"Train:Threads must be >= 0, got {Threads}");
         return errors;
     }

@@ -42,7 +42,11 @@ public sealed class TrainingRunRequest
 /// <param name="After">Held-out metrics after training (null when not evaluated or cancelled).</param>
 /// <param name="Elapsed">Wall time of this session.</param>
 /// <param name="Cancelled">True when stopped early (a checkpoint was written).</param>
-public sealed record TrainingSummary(string RunDir, int CompletedSteps, IReadOnlyDictionary<string, double>? Before, IReadOnlyDictionary<string, double>? After, TimeSpan Elapsed, bool Cancelled);
+public sealed record TrainingSummary(string RunDir, int CompletedSteps, IReadOnlyDictionary<string, double>? Before, IReadOnlyDictionary<string, double>? After, TimeSpan Elapsed, bool Cancelled)
+{
+    /// <summary>After minus before on the same prompts and evaluation seeds, with bootstrap 95% intervals (null without both evaluations).</summary>
+    public IReadOnlyDictionary<string, Evidence.Interval>? Delta { get; init; }
+}
 
 /// <summary>
 /// A whole training run: evaluation before, the steps with logs, sample grids and periodic atomic checkpoints,
@@ -101,12 +105,14 @@ public static class TrainingRun
             if (resumeFrom is not null) trainer.LoadState(resumeFrom);
             folder.LoadMetrics(trainer.Step);
 
-            var sampling = new SamplingOptions { Seed = Seeds.Mix(o.Seed, 0xE7A1), CfgScale = o.Rollout.CfgScale, TopK = o.Rollout.TopK, TopP = o.Rollout.TopP, Temperature = o.Rollout.Temperature };
-            IReadOnlyDictionary<string, double>? before = ReadEval(folder, "eval_before.json");
+            // The evaluation seed does not depend on the training seed: every run is evaluated on the same images' streams.
+            var sampling = new SamplingOptions { Seed = o.EvalSeed, CfgScale = o.Rollout.CfgScale, TopK = o.Rollout.TopK, TopP = o.Rollout.TopP, Temperature = o.Rollout.Temperature };
+            var evalReward = rewards.Rewards[0].Model;
+            var (before, beforeSet) = ReadEval(folder, "eval_before.json");
             if (evalPrompts is not null && before is null && o.EvaluateBefore)
             {
-                request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts before training");
-                before = await EvaluateAsync(folder, "before", policy, rewards.Rewards[0].Model, evalPrompts, sampling, ct);
+                request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts x {o.EvalImagesPerPrompt} images before training");
+                (before, beforeSet) = await EvaluateAsync(folder, "before", policy, evalReward, evalPrompts, sampling, o, ct);
             }
 
             bool cancelled = false;
@@ -139,13 +145,24 @@ public static class TrainingRun
                 return new TrainingSummary(folder.Directory, trainer.Step, before, null, clock.Elapsed, true);
 
             IReadOnlyDictionary<string, double>? after = null;
+            IReadOnlyDictionary<string, Evidence.Interval>? delta = null;
             if (evalPrompts is not null)
             {
-                request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts after training");
-                after = await EvaluateAsync(folder, "after", policy, rewards.Rewards[0].Model, evalPrompts, sampling, ct);
+                request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts x {o.EvalImagesPerPrompt} images after training");
+                (after, var afterSet) = await EvaluateAsync(folder, "after", policy, evalReward, evalPrompts, sampling, o, ct);
+                // The same prompts and evaluation seeds before and after: the paired difference, resampling prompts.
+                if (beforeSet is not null && afterSet.SameLayout(beforeSet) && evalPrompts.Count > 1)
+                    delta = Evidence.Bootstrap.PairedDifference(evalReward, afterSet, beforeSet, o.BootstrapResamples, o.EvalSeed);
             }
-            folder.WriteJson("summary.json", new { steps = trainer.Step, before, after, elapsed_seconds = clock.Elapsed.TotalSeconds });
-            return new TrainingSummary(folder.Directory, trainer.Step, before, after, clock.Elapsed, false);
+            folder.WriteJson("summary.json", new
+            {
+                steps = trainer.Step,
+                before,
+                after,
+                delta = delta?.ToDictionary(kv => kv.Key, kv => new[] { kv.Value.Estimate, kv.Value.Low, kv.Value.High }),
+                elapsed_seconds = clock.Elapsed.TotalSeconds,
+            });
+            return new TrainingSummary(folder.Directory, trainer.Step, before, after, clock.Elapsed, false) { Delta = delta };
         }
         finally
         {
@@ -153,33 +170,51 @@ public static class TrainingRun
         }
     }
 
-    private static IReadOnlyDictionary<string, double>? ReadEval(RunFolder folder, string name)
+    /// <summary>The metrics and the scored set of an evaluation file (nulls when missing or unreadable).</summary>
+    public static (IReadOnlyDictionary<string, double>? Metrics, Evidence.ScoredSet? Set) ReadEval(RunFolder folder, string name)
     {
-        var path = folder.PathOf(name);
-        if (!File.Exists(path)) return null;
+        ArgumentNullException.ThrowIfNull(folder);
+        return ReadEvalFile(folder.PathOf(name));
+    }
+
+    /// <summary>The metrics and the scored set of an <c>eval_*.json</c> file (nulls when missing or unreadable).</summary>
+    public static (IReadOnlyDictionary<string, double>? Metrics, Evidence.ScoredSet? Set) ReadEvalFile(string path)
+    {
+        if (!File.Exists(path)) return (null, null);
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            return doc.RootElement.GetProperty("metrics").EnumerateObject()
+            var metrics = doc.RootElement.GetProperty("metrics").EnumerateObject()
                 .Where(p => p.Value.ValueKind == JsonValueKind.Number)
                 .ToDictionary(p => p.Name, p => p.Value.GetDouble());
+            var set = doc.RootElement.TryGetProperty("set", out var s) ? s.Deserialize<Evidence.ScoredSet>(Evidence.ScoredSet.Json) : null;
+            return (metrics, set);
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or NotSupportedException)
         {
-            return null;
+            return (null, null);
         }
     }
 
-    private static async Task<IReadOnlyDictionary<string, double>> EvaluateAsync(RunFolder folder, string when, INextScalePolicy policy, IRewardModel reward,
-        IReadOnlyList<PromptRecord> prompts, SamplingOptions sampling, CancellationToken ct)
+    private static async Task<(IReadOnlyDictionary<string, double> Metrics, Evidence.ScoredSet Set)> EvaluateAsync(RunFolder folder, string when, INextScalePolicy policy,
+        IRewardModel reward, IReadOnlyList<PromptRecord> prompts, SamplingOptions sampling, TrainerOptions o, CancellationToken ct)
     {
-        var report = await PolicyEvaluator.EvaluateAsync(policy, reward, prompts, sampling, ct: ct);
-        folder.WriteJson($"eval_{when}.json", new { reward = reward.Name, prompts = prompts.Count, metrics = report.Metrics });
-        var shown = Enumerable.Range(0, Math.Min(16, prompts.Count))
-            .Select(i => (report.Images[i], $"{prompts[i].Prompt} | {(report.Results[i].IsValid ? report.Results[i].Score.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
+        var report = await PolicyEvaluator.EvaluateAsync(policy, reward, prompts, sampling, o.EvalImagesPerPrompt, resamples: o.BootstrapResamples, ct: ct);
+        folder.WriteJson($"eval_{when}.json", new
+        {
+            reward = reward.Name,
+            prompts = prompts.Count,
+            images_per_prompt = o.EvalImagesPerPrompt,
+            eval_seed = o.EvalSeed,
+            metrics = report.Metrics,
+            ci = report.Intervals.ToDictionary(kv => kv.Key, kv => new[] { kv.Value.Low, kv.Value.High }),
+            set = report.Set,
+        });
+        var shown = Enumerable.Range(0, Math.Min(16, report.Images.Count))
+            .Select(i => (report.Images[i], $"{prompts[report.Set.Prompts[i]].Prompt} | {(report.Results[i].IsValid ? report.Results[i].Score.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
             .ToList();
         folder.WriteGrid($"eval-{when}", shown);
-        return report.Metrics;
+        return (report.Metrics, report.Set);
     }
 }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using NextFlowRL.Imaging;
 using NextFlowRL.Training;
+using NextFlowRL.Training.Evidence;
 
 namespace NextFlowRL.Cli.Commands;
 
@@ -40,12 +41,12 @@ internal static class AblateCommand
             if (variants.Count == 0) throw new CliUsageException("no variants selected");
             TrainingConfig.EnsureValid(baseOptions);
             var root = parse.GetValue(outDir)!;
-            var results = new List<(string, IReadOnlyList<IReadOnlyDictionary<string, double>>)>();
-            IReadOnlyDictionary<string, double>? baseModel = null;
+            var results = new List<(string, IReadOnlyList<ScoredSet>)>();
+            ScoredSet? baseModel = null;
             int total = variants.Count * seedList.Count, index = 0;
             foreach (var variant in variants)
             {
-                var perSeed = new List<IReadOnlyDictionary<string, double>>();
+                var perSeed = new List<ScoredSet>();
                 foreach (var seed in seedList)
                 {
                     index++;
@@ -56,15 +57,21 @@ internal static class AblateCommand
                     TrainingConfig.EnsureValid(options);
                     var dir = Path.Combine(root, Slug(variant.Name), $"seed-{seed}");
                     Console.Error.WriteLine($"nextflow-rl: ablation run {index}/{total}: {variant.Name}, seed {seed} -> {dir}");
-                    var (before, after) = await RunOrReuseAsync(context, options, dir, ct);
-                    baseModel ??= before;
+                    await RunOrReuseAsync(context, options, dir, ct);
+                    baseModel ??= TrainingRun.ReadEvalFile(Path.Combine(dir, "eval_before.json")).Set;
+                    var after = TrainingRun.ReadEvalFile(Path.Combine(dir, "eval_after.json")).Set;
                     if (after is not null) perSeed.Add(after);
+                    else Console.Error.WriteLine($"nextflow-rl: {dir} has no evaluation set (eval_after.json without \"set\": a run of an older version?); it is left out of the table");
                 }
                 results.Add((variant.Name, perSeed));
             }
-            var table = AblationTable.Markdown(results, baseModel);
+            var reward = context.ValidatedHost().GetReward(baseOptions.Rewards[0].Name);
+            var table = AblationTable.Markdown(results, reward, variants[0].Name.StartsWith("vanilla", StringComparison.Ordinal) ? variants[0].Name : null,
+                baseModel, baseOptions.BootstrapResamples, baseOptions.EvalSeed);
             var md = $"# Ablation\n\n{baseOptions.Steps} steps per run, seeds {string.Join(", ", seedList)}, evaluated on {baseOptions.EvalPrompts} " +
-                     $"(limit {baseOptions.EvalLimit}). Command: `nextflow-rl {string.Join(" ", Environment.GetCommandLineArgs().Skip(1))}`\n\n{table}";
+                     $"(limit {baseOptions.EvalLimit}, {baseOptions.EvalImagesPerPrompt} images per prompt, evaluation seed {baseOptions.EvalSeed}). " +
+                     $"Cells: the metric pooled over the seeds' evaluations with a 95% interval from {baseOptions.BootstrapResamples} two-level bootstrap resamples (seeds, then prompts); " +
+                     $"the last columns pair each variant with the first one by seed. Command: `nextflow-rl {string.Join(" ", Environment.GetCommandLineArgs().Skip(1))}`\n\n{table}";
             AtomicFile.WriteAllText(Path.Combine(root, "ablation.md"), md);
             Console.Out.Write(table);
             Console.Error.WriteLine($"nextflow-rl: wrote {Path.Combine(root, "ablation.md")}");

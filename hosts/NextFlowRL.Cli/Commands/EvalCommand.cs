@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using NextFlowRL.Imaging;
 using NextFlowRL.Training;
+using NextFlowRL.Training.Evidence;
 using Spectre.Console;
 
 namespace NextFlowRL.Cli.Commands;
@@ -21,7 +22,9 @@ internal static class EvalCommand
         var limit = new Option<int>("--limit") { Description = "Use only the first N prompts (0 = all).", DefaultValueFactory = _ => 0 };
         var format = Formats.Option();
         var outDir = new Option<string?>("--out") { Description = "Also write the images, a grid and metrics.json here." };
-        var command = new Command("eval", "Evaluate a policy checkpoint on a prompt file.") { prompts, reward, limit, format, outDir };
+        var perPrompt = new Option<int?>("--images-per-prompt") { Description = "Images per prompt (default Train:EvalImagesPerPrompt)." };
+        var baseline = new Option<string?>("--baseline") { Description = "A second checkpoint evaluated on the same prompts and seeds: prints the paired difference (this - baseline) with its 95% CI." };
+        var command = new Command("eval", "Evaluate a policy checkpoint on a prompt file (bootstrap 95% CIs over prompts; --baseline for a paired comparison).") { prompts, reward, limit, format, outDir, perPrompt, baseline };
         policy.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
@@ -37,28 +40,69 @@ internal static class EvalCommand
                 ?? throw new CliUsageException("no reward: give --reward NAME");
             var model = context.ValidatedHost().GetReward(rewardName);
             var sampling = policy.Sampling(context, parse);
-            using var p = policy.Load(context, parse);
-            var progress = new ConsoleProgress("eval", set.Count, "img");
-            int done = 0;
-            var report = await PolicyEvaluator.EvaluateAsync(p, model, set, sampling,
-                progress: new Progress<int>(c => { progress.Advance(c - done); done = c; }), ct: ct);
+            // Without --seed the protocol's evaluation seed: every checkpoint is evaluated on the same images' streams.
+            if (parse.GetResult(policy.Seed) is not { Implicit: false }) sampling = sampling with { Seed = defaults.EvalSeed };
+            int m = parse.GetValue(perPrompt) ?? defaults.EvalImagesPerPrompt;
+            if (m < 1) throw new CliUsageException($"--images-per-prompt must be at least 1, got {m}");
+            async Task<EvalReport> Evaluate(Policies.INextScalePolicy target, string label)
+            {
+                var progress = new ConsoleProgress(label, set.Count * m, "img");
+                int done = 0;
+                return await PolicyEvaluator.EvaluateAsync(target, model, set, sampling, m, resamples: defaults.BootstrapResamples,
+                    progress: new Progress<int>(c => { progress.Advance(c - done); done = c; }), ct: ct);
+            }
+            EvalReport report;
+            using (var p = policy.Load(context, parse))
+                report = await Evaluate(p, "eval");
+            IReadOnlyDictionary<string, Interval>? paired = null;
+            if (parse.GetValue(baseline) is { } other)
+            {
+                var provider = context.ValidatedHost().GetPolicyProvider(parse.GetValue(policy.Policy) ?? defaults.Policy);
+                using var b = provider.Load(PolicyOptions.ResolveCheckpoint(other));
+                var baseReport = await Evaluate(b, "eval baseline");
+                paired = Bootstrap.PairedDifference(model, report.Set, baseReport.Set, defaults.BootstrapResamples, sampling.Seed);
+            }
             if (parse.GetValue(outDir) is { } dir)
             {
                 for (int i = 0; i < report.Images.Count; i++) ImageFile.SavePng(report.Images[i], Path.Combine(dir, $"{i:D3}.png"));
                 int scale = Math.Max(1, 128 / report.Images.Max(i => i.Width));
                 ImageFile.SavePng(ImageGrid.Compose(report.Images.Take(64).ToList(), 8,
-                    set.Take(64).Select((r, i) => $"{r.Prompt} | {Score(report.Results[i].Score)}").ToList(), scale), Path.Combine(dir, "grid.png"));
-                Imaging.AtomicFile.WriteAllText(Path.Combine(dir, "metrics.json"), JsonSerializer.Serialize(new { prompts = file, reward = rewardName, metrics = report.Metrics }, Formats.Json));
+                    report.Images.Take(64).Select((_, i) => $"{set[report.Set.Prompts[i]].Prompt} | {Score(report.Results[i].Score)}").ToList(), scale), Path.Combine(dir, "grid.png"));
+                Imaging.AtomicFile.WriteAllText(Path.Combine(dir, "metrics.json"), JsonSerializer.Serialize(new
+                {
+                    prompts = file, reward = rewardName, images_per_prompt = m, eval_seed = sampling.Seed, metrics = report.Metrics,
+                    ci = report.Intervals.ToDictionary(kv => kv.Key, kv => new double?[] { Finite(kv.Value.Low), Finite(kv.Value.High) }),
+                    set = report.Set,
+                }, Formats.Json));
             }
             if (parse.GetValue(format) == "json")
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(report.Metrics.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? kv.Value : (double?)null), Formats.Json));
+                // Flat: each metric, its 95% CI as <metric>/ci_low and /ci_high, and with --baseline delta/<metric>[/ci_low|/ci_high].
+                var flat = new SortedDictionary<string, double?>(StringComparer.Ordinal);
+                foreach (var (k, v) in report.Metrics)
+                {
+                    flat[k] = Finite(v);
+                    if (report.Intervals.TryGetValue(k, out var ci)) { flat[k + "/ci_low"] = Finite(ci.Low); flat[k + "/ci_high"] = Finite(ci.High); }
+                }
+                foreach (var (k, d) in paired ?? new Dictionary<string, Interval>())
+                {
+                    flat["delta/" + k] = Finite(d.Estimate);
+                    flat["delta/" + k + "/ci_low"] = Finite(d.Low);
+                    flat["delta/" + k + "/ci_high"] = Finite(d.High);
+                }
+                Console.Out.WriteLine(JsonSerializer.Serialize(flat, Formats.Json));
             }
             else
             {
-                var table = new Table().AddColumns("metric", "value");
-                foreach (var (k, v) in report.Metrics) table.AddRow(Markup.Escape(k), v.ToString("0.0000", CultureInfo.InvariantCulture));
+                var table = paired is null ? new Table().AddColumns("metric", "value", "95% CI") : new Table().AddColumns("metric", "value", "95% CI", "minus baseline [95% CI, paired]");
+                foreach (var (k, v) in report.Metrics)
+                {
+                    var cells = new List<string> { Markup.Escape(k), v.ToString("0.0000", CultureInfo.InvariantCulture), report.Intervals.TryGetValue(k, out var ci) ? Range(ci) : "-" };
+                    if (paired is not null) cells.Add(paired.TryGetValue(k, out var d) ? Markup.Escape(d.ToString()) : "-");
+                    table.AddRow(cells.ToArray());
+                }
                 AnsiConsole.Write(table);
+                Console.Error.WriteLine($"nextflow-rl: {set.Count} prompts x {m} images, evaluation seed {sampling.Seed}; intervals: {defaults.BootstrapResamples} bootstrap resamples of the prompts");
             }
             return Cli.Ok;
         });
@@ -66,4 +110,9 @@ internal static class EvalCommand
     }
 
     private static string Score(double s) => double.IsFinite(s) ? s.ToString("0.00", CultureInfo.InvariantCulture) : "-";
+
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+
+    private static string Range(Interval ci) =>
+        double.IsFinite(ci.Low) ? string.Create(CultureInfo.InvariantCulture, $"[{ci.Low:0.0000}, {ci.High:0.0000}]") : "-";
 }

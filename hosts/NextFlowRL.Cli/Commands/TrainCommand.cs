@@ -111,12 +111,14 @@ internal static class TrainCommand
     private static void PrintEval(TrainingSummary summary)
     {
         if (summary.Before is null || summary.After is null) return;
-        var table = new Table().AddColumns("held-out metric", "before", "after", "change");
+        var table = new Table().AddColumns("held-out metric", "before", "after", "change [95% CI, paired]");
         foreach (var key in summary.Before.Keys.Where(k => !k.StartsWith("bin/", StringComparison.Ordinal) && summary.After.ContainsKey(k)))
         {
             double b = summary.Before[key], a = summary.After[key];
-            table.AddRow(Markup.Escape(key), b.ToString("0.0000", CultureInfo.InvariantCulture), a.ToString("0.0000", CultureInfo.InvariantCulture),
-                (a - b).ToString("+0.0000;-0.0000;0", CultureInfo.InvariantCulture));
+            string change = (a - b).ToString("+0.0000;-0.0000;0", CultureInfo.InvariantCulture);
+            if (summary.Delta is not null && summary.Delta.TryGetValue(key, out var d) && double.IsFinite(d.Low))
+                change += string.Create(CultureInfo.InvariantCulture, $" [{d.Low:+0.0000;-0.0000;0}, {d.High:+0.0000;-0.0000;0}]");
+            table.AddRow(Markup.Escape(key), b.ToString("0.0000", CultureInfo.InvariantCulture), a.ToString("0.0000", CultureInfo.InvariantCulture), Markup.Escape(change));
         }
         AnsiConsole.Write(table);
     }
