@@ -87,6 +87,23 @@ public sealed class FoundationVarCliTests : IDisposable
     }
 
     [Fact]
+    public async Task BenchPolicyReportsEveryFigureWithItsReference()
+    {
+        var r = await CliRunner.RunAsync(["bench", "policy", .. Policy(), "--batch", "2", "--repeats", "1", "--cfg", "1.5", "--top-k", "8", "--format", "json"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        foreach (var key in new[] { "cachedImagesPerSecond", "recomputeImagesPerSecond", "kvBound", "samplerPeakFraction", "trainPeakFraction", "matmulFlopsPerSecond", "loadMemoryRatio" })
+            Assert.True(root.GetProperty(key).GetDouble() > 0, key);
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("upstreamImagesPerSecond").ValueKind);
+        var bad = await CliRunner.RunAsync(["bench", "policy", .. Policy(), "--batch", "0"]);
+        Assert.Equal(2, bad.ExitCode);
+        var noFiles = await CliRunner.RunAsync(["bench", "policy", "--policy", "var", "--batch", "1", "--upstream", "/nonexistent"]);
+        Assert.Equal(2, noFiles.ExitCode);
+        Assert.Contains("Policies:var:Checkpoint", noFiles.Stderr);
+    }
+
+    [Fact]
     public async Task TwoStepsOfRlWithARewardRunEndToEnd()
     {
         var prompts = Path.Combine(_dir, "classes.jsonl");

@@ -148,7 +148,19 @@ public sealed class TrainCliTests : IDisposable
         var result = await CliRunner.RunAsync("eval", "--policy", "tiny", "--prompts", _prompts, "--reward", "brightness", "--format", "json", "--plugins-dir", _plugins);
         Assert.True(result.ExitCode == 0, result.ToString());
         using var doc = JsonDocument.Parse(result.Stdout);
-        Assert.Equal(4, doc.RootElement.GetProperty("count").GetDouble());
+        Assert.Equal(16, doc.RootElement.GetProperty("count").GetDouble()); // 4 prompts x Train:EvalImagesPerPrompt (4)
         Assert.True(doc.RootElement.TryGetProperty("bin/b0/mean_score", out _));
+        // Every metric comes with its 95% interval over prompts.
+        double low = doc.RootElement.GetProperty("mean_score/ci_low").GetDouble(), high = doc.RootElement.GetProperty("mean_score/ci_high").GetDouble();
+        Assert.InRange(doc.RootElement.GetProperty("mean_score").GetDouble(), low, high);
+
+        // A paired comparison with a baseline: the policy against itself differs by exactly 0.
+        var saved = Path.Combine(_dir, "tiny-base");
+        var convert = await CliRunner.RunAsync("policy", "convert", "--policy", "tiny", "--out", saved, "--plugins-dir", _plugins);
+        Assert.True(convert.ExitCode == 0, convert.ToString());
+        var paired = await CliRunner.RunAsync("eval", "--policy", "tiny", "--checkpoint", saved, "--prompts", _prompts, "--reward", "brightness", "--images-per-prompt", "2", "--baseline", saved, "--plugins-dir", _plugins);
+        Assert.True(paired.ExitCode == 0, paired.ToString());
+        Assert.Contains("minus baseline", paired.Stdout);
+        Assert.Contains("0.0000 [0.0000, 0.0000]", paired.Stdout);
     }
 }

@@ -256,7 +256,6 @@ public sealed class PretrainingTests
         Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir()], default));
         Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir(), "--init", Tiny.TempDir(), "--dim", "64"], default));
         Assert.Equal(2, await new PretrainGeneratorCommand().InvokeAsync(["--out", Tiny.TempDir(), "--init", Tiny.TempDir()], default));
-        Assert.Equal(2, await new BenchPolicyCommand().InvokeAsync(["--bogus"], default));
         Assert.Equal(0, await new ReferenceImagesCommand().InvokeAsync(["--help"], default));
         Assert.Equal(2, await new ReferenceImagesCommand().InvokeAsync(["--out", Tiny.TempDir(), "--source", "model"], default));
     }

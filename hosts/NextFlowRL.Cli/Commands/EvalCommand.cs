@@ -94,10 +94,10 @@ internal static class EvalCommand
             }
             else
             {
-                var table = paired is null ? new Table().AddColumns("metric", "value", "95% CI") : new Table().AddColumns("metric", "value", "95% CI", "minus baseline [95% CI, paired]");
+                var table = paired is null ? new Table().AddColumns("metric", "value", "95% CI") : new Table().AddColumns("metric", "value", "95% CI", Markup.Escape("minus baseline [95% CI, paired]"));
                 foreach (var (k, v) in report.Metrics)
                 {
-                    var cells = new List<string> { Markup.Escape(k), v.ToString("0.0000", CultureInfo.InvariantCulture), report.Intervals.TryGetValue(k, out var ci) ? Range(ci) : "-" };
+                    var cells = new List<string> { Markup.Escape(k), v.ToString("0.0000", CultureInfo.InvariantCulture), report.Intervals.TryGetValue(k, out var ci) ? Markup.Escape(Range(ci)) : "-" };
                     if (paired is not null) cells.Add(paired.TryGetValue(k, out var d) ? Markup.Escape(d.ToString()) : "-");
                     table.AddRow(cells.ToArray());
                 }

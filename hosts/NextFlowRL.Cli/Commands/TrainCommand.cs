@@ -111,7 +111,7 @@ internal static class TrainCommand
     private static void PrintEval(TrainingSummary summary)
     {
         if (summary.Before is null || summary.After is null) return;
-        var table = new Table().AddColumns("held-out metric", "before", "after", "change [95% CI, paired]");
+        var table = new Table().AddColumns("held-out metric", "before", "after", Markup.Escape("change [95% CI, paired]"));
         foreach (var key in summary.Before.Keys.Where(k => !k.StartsWith("bin/", StringComparison.Ordinal) && summary.After.ContainsKey(k)))
         {
             double b = summary.Before[key], a = summary.After[key];
