@@ -12,7 +12,7 @@ namespace NextFlowRL.Policies.FoundationVar;
 /// from the official state dicts. Prompts are class indices or names (see <see cref="ClassNames"/>); an empty prompt is
 /// unconditional. Sampling, guidance and log-probs are the shared next-scale machinery (<see cref="NextScaleSampler"/>).
 /// </summary>
-public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Tensor>, ISamplerControl
+public sealed class FoundationVarPolicy : NextScalePolicyBase<Tensor>, INextScaleNetwork<Tensor>
 {
     /// <summary>Configuration file of an RL checkpoint directory.</summary>
     public const string ConfigFile = "config.json";
@@ -28,7 +28,6 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
     private readonly ClassNames _classes;
     private readonly string _source;
     private readonly (int Height, int Width) _latent;
-    private bool _disposed;
 
     /// <summary>Wraps loaded modules (taken over) that live on <paramref name="device"/>.</summary>
     public FoundationVarPolicy(FoundationVarConfig config, FoundationVqVae vae, VarTransformer transformer, ClassNames classes, string source, Device device, bool frozen = false)
@@ -86,16 +85,19 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
     public FoundationVqVae Vae => _vae;
 
     /// <inheritdoc/>
-    public string Name => "foundation-var";
+    public override string Name => "foundation-var";
 
     /// <inheritdoc/>
-    public PolicyInfo Info => new($"var-d{Config.Transformer.Depth}", Config.ImageSize, Config.ImageSize, _var.parameters().Sum(p => p.numel()), _source);
+    protected override INextScaleNetwork<Tensor> Network => this;
 
     /// <inheritdoc/>
-    public ScaleSchedule Schedule { get; }
+    public override PolicyInfo Info => new($"var-d{Config.Transformer.Depth}", Config.ImageSize, Config.ImageSize, _var.parameters().Sum(p => p.numel()), _source);
 
     /// <inheritdoc/>
-    public Device Device { get; }
+    public override ScaleSchedule Schedule { get; }
+
+    /// <inheritdoc/>
+    public override Device Device { get; }
 
     int INextScaleNetwork<Tensor>.Layers => Config.Transformer.Depth;
 
@@ -134,16 +136,8 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
             : nn.functional.adaptive_avg_pool2d(accumulated, [s.Height, s.Width]);
     }
 
-    /// <summary>The sampler with explicit settings (see <see cref="NextScaleSampler.Run{TCondition}"/>).</summary>
-    public (TokenTrajectories Trajectories, IReadOnlyList<Tensor> LogProbs) Run(IReadOnlyList<string> prompts, IReadOnlyList<Tensor>? prefix,
-        SamplingOptions options, SamplerSettings settings, CancellationToken cancellationToken = default)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return NextScaleSampler.Run(this, prompts, prefix, options, settings, cancellationToken);
-    }
-
     /// <inheritdoc/>
-    public double ForwardFlops(int rows)
+    public override double ForwardFlops(int rows)
     {
         var t = Config.Transformer;
         double c = t.Width, h = t.MlpHidden, l = Schedule.TotalTokens, v = t.Vocabulary, depth = t.Depth;
@@ -154,35 +148,9 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
     }
 
     /// <inheritdoc/>
-    public TokenTrajectories Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default) =>
-        Run(prompts, null, options, new SamplerSettings(), cancellationToken).Trajectories;
-
-    /// <inheritdoc/>
-    public TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default)
+    public override IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories)
     {
-        ArgumentNullException.ThrowIfNull(prefix);
-        return Run(prefix.Prompts, prefix.Grids, options, new SamplerSettings(), cancellationToken).Trajectories;
-    }
-
-    /// <inheritdoc/>
-    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return NextScaleSampler.LogProbs(this, trajectories, firstScale, endScale, null);
-    }
-
-    /// <inheritdoc/>
-    public IReadOnlyList<Tensor> GuidedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions guidance)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentNullException.ThrowIfNull(guidance);
-        return NextScaleSampler.LogProbs(this, trajectories, firstScale, endScale, guidance);
-    }
-
-    /// <inheritdoc/>
-    public IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(trajectories);
         if (trajectories.Length != Schedule.Count)
             throw new ArgumentException($"Decoding needs complete trajectories ({Schedule.Count} scales), got {trajectories.Length}.");
@@ -198,9 +166,9 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
     }
 
     /// <inheritdoc/>
-    public TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
+    public override TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(prompts);
         if (images.Count != prompts.Count) throw new ArgumentException($"{images.Count} images but {prompts.Count} prompts.");
@@ -216,15 +184,15 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Parameter> TrainableParameters() => _var.parameters().Where(p => p.requires_grad).ToArray();
+    public override IReadOnlyList<Parameter> TrainableParameters() => _var.parameters().Where(p => p.requires_grad).ToArray();
 
     /// <inheritdoc/>
-    public void SetTraining(bool training) => _var.train(training);
+    public override void SetTraining(bool training) => _var.train(training);
 
     /// <inheritdoc/>
-    public INextScalePolicy CreateFrozenCopy()
+    public override INextScalePolicy CreateFrozenCopy()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         var vq = new FoundationVqVae(Config.Vae);
         var tr = new VarTransformer(Config.Transformer);
         StateDictFile.LoadInto(vq, _vae.state_dict(), _source);
@@ -235,9 +203,9 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
     }
 
     /// <summary>Writes <c>config.json</c>, <c>var.safetensors</c> and <c>vae.safetensors</c> (upstream key layout), each atomically.</summary>
-    public void Save(string directory)
+    public override void Save(string directory)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         Directory.CreateDirectory(directory);
         StateDictFile.WriteSafetensors(Path.Combine(directory, VaeFile), _vae.state_dict());
@@ -246,10 +214,8 @@ public sealed class FoundationVarPolicy : INextScalePolicy, INextScaleNetwork<Te
     }
 
     /// <inheritdoc/>
-    public void Dispose()
+    protected override void DisposeModel()
     {
-        if (_disposed) return;
-        _disposed = true;
         _vae.Dispose();
         _var.Dispose();
     }

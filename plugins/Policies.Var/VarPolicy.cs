@@ -11,13 +11,12 @@ namespace NextFlowRL.Policies.Var;
 /// The VAR policy: a multi-scale residual VQ-VAE tokenizer (frozen) and a text-conditioned next-scale transformer
 /// (trainable). See the plugin README for the architecture.
 /// </summary>
-public sealed class VarPolicy : INextScalePolicy, ISamplerControl
+public sealed class VarPolicy : NextScalePolicyBase<TextCondition>
 {
     private readonly VarModel _model;
     private readonly string _source;
     private readonly ScaleSchedule _schedule;
     private readonly VarNetwork _network;
-    private bool _disposed;
 
     /// <summary>Wraps a loaded model (taken over) living on <paramref name="device"/>.</summary>
     public VarPolicy(VarModel model, string source, Device device, bool frozen = false)
@@ -41,39 +40,23 @@ public sealed class VarPolicy : INextScalePolicy, ISamplerControl
     public VarModel Model => _model;
 
     /// <inheritdoc/>
-    public string Name => "var";
+    public override string Name => "var";
 
     /// <inheritdoc/>
-    public PolicyInfo Info => new(_model.Config.Name, _model.Config.Tokenizer.ImageSize, _model.Config.Tokenizer.ImageSize,
+    protected override INextScaleNetwork<TextCondition> Network => _network;
+
+    /// <inheritdoc/>
+    public override PolicyInfo Info => new(_model.Config.Name, _model.Config.Tokenizer.ImageSize, _model.Config.Tokenizer.ImageSize,
         _model.Generator.parameters().Sum(p => p.numel()), _source);
 
     /// <inheritdoc/>
-    public ScaleSchedule Schedule => _schedule;
+    public override ScaleSchedule Schedule => _schedule;
 
     /// <inheritdoc/>
-    public Device Device { get; }
+    public override Device Device { get; }
 
     /// <inheritdoc/>
-    public TokenTrajectories Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default) =>
-        Run(prompts, null, options, new SamplerSettings(), cancellationToken).Trajectories;
-
-    /// <inheritdoc/>
-    public TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(prefix);
-        return Run(prefix.Prompts, prefix.Grids, options, new SamplerSettings(), cancellationToken).Trajectories;
-    }
-
-    /// <summary>The sampler with explicit settings (the shared <see cref="NextScaleSampler.Run{TCondition}"/>).</summary>
-    public (TokenTrajectories Trajectories, IReadOnlyList<Tensor> LogProbs) Run(
-        IReadOnlyList<string> prompts, IReadOnlyList<Tensor>? prefix, SamplingOptions options, SamplerSettings settings, CancellationToken cancellationToken = default)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return NextScaleSampler.Run(_network, prompts, prefix, options, settings, cancellationToken);
-    }
-
-    /// <inheritdoc/>
-    public double ForwardFlops(int rows)
+    public override double ForwardFlops(int rows)
     {
         var config = _model.Config;
         double d = config.Generator.Dim, l = config.Tokenizer.Scales.Sum(s => s[0] * s[1]);
@@ -86,24 +69,9 @@ public sealed class VarPolicy : INextScalePolicy, ISamplerControl
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale)
+    public override IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return NextScaleSampler.LogProbs(_network, trajectories, firstScale, endScale, null);
-    }
-
-    /// <inheritdoc/>
-    public IReadOnlyList<Tensor> GuidedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions guidance)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentNullException.ThrowIfNull(guidance);
-        return NextScaleSampler.LogProbs(_network, trajectories, firstScale, endScale, guidance);
-    }
-
-    /// <inheritdoc/>
-    public IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(trajectories);
         if (trajectories.Length != _schedule.Count)
             throw new ArgumentException($"Decoding needs complete trajectories ({_schedule.Count} scales), got {trajectories.Length}.");
@@ -114,9 +82,9 @@ public sealed class VarPolicy : INextScalePolicy, ISamplerControl
     }
 
     /// <inheritdoc/>
-    public TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
+    public override TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(prompts);
         if (images.Count != prompts.Count) throw new ArgumentException($"{images.Count} images but {prompts.Count} prompts.");
@@ -129,13 +97,13 @@ public sealed class VarPolicy : INextScalePolicy, ISamplerControl
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<Parameter> TrainableParameters() => _model.Generator.parameters().Where(p => p.requires_grad).ToArray();
+    public override IReadOnlyList<Parameter> TrainableParameters() => _model.Generator.parameters().Where(p => p.requires_grad).ToArray();
 
     /// <inheritdoc/>
-    public void SetTraining(bool training) => _model.Generator.train(training);
+    public override void SetTraining(bool training) => _model.Generator.train(training);
 
     /// <inheritdoc/>
-    public INextScalePolicy CreateFrozenCopy()
+    public override INextScalePolicy CreateFrozenCopy()
     {
         var copy = new VarModel(_model.Config);
         var state = _model.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value);
@@ -147,17 +115,12 @@ public sealed class VarPolicy : INextScalePolicy, ISamplerControl
     }
 
     /// <inheritdoc/>
-    public void Save(string directory)
+    public override void Save(string directory)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         _model.Save(directory);
     }
 
     /// <inheritdoc/>
-    public void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        _model.Dispose();
-    }
+    protected override void DisposeModel() => _model.Dispose();
 }

@@ -1,0 +1,101 @@
+using NextFlowRL.Imaging;
+using NextFlowRL.Policies;
+using TorchSharp.Modules;
+
+namespace NextFlowRL.Torch.NextScale;
+
+/// <summary>
+/// The policy contract on the shared next-scale machinery: a backbone supplies its <see cref="Network"/> (condition
+/// encoder, input embeddings, transformer, token features) plus decoding and persistence, and inherits sampling,
+/// continuation, plain and guided teacher-forced log-probs and the benchmark hook. Both bundled VAR policies derive
+/// from it, so the trainer sees one implementation of everything it relies on.
+/// </summary>
+/// <typeparam name="TCondition">The backbone's encoded condition of a batch.</typeparam>
+public abstract class NextScalePolicyBase<TCondition> : INextScalePolicy, ISamplerControl
+{
+    /// <summary>The backbone as the shared machinery sees it.</summary>
+    protected abstract INextScaleNetwork<TCondition> Network { get; }
+
+    /// <summary>True after <see cref="Dispose()"/>.</summary>
+    protected bool IsDisposed { get; private set; }
+
+    /// <inheritdoc/>
+    public abstract string Name { get; }
+
+    /// <inheritdoc/>
+    public abstract PolicyInfo Info { get; }
+
+    /// <inheritdoc/>
+    public abstract ScaleSchedule Schedule { get; }
+
+    /// <inheritdoc/>
+    public abstract Device Device { get; }
+
+    /// <inheritdoc/>
+    public (TokenTrajectories Trajectories, IReadOnlyList<Tensor> LogProbs) Run(IReadOnlyList<string> prompts, IReadOnlyList<Tensor>? prefix,
+        SamplingOptions options, SamplerSettings settings, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return NextScaleSampler.Run(Network, prompts, prefix, options, settings, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public abstract double ForwardFlops(int rows);
+
+    /// <inheritdoc/>
+    public TokenTrajectories Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default) =>
+        Run(prompts, null, options, new SamplerSettings(), cancellationToken).Trajectories;
+
+    /// <inheritdoc/>
+    public TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        return Run(prefix.Prompts, prefix.Grids, options, new SamplerSettings(), cancellationToken).Trajectories;
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return NextScaleSampler.LogProbs(Network, trajectories, firstScale, endScale, null);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> GuidedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions guidance)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        ArgumentNullException.ThrowIfNull(guidance);
+        return NextScaleSampler.LogProbs(Network, trajectories, firstScale, endScale, guidance);
+    }
+
+    /// <inheritdoc/>
+    public abstract IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories);
+
+    /// <inheritdoc/>
+    public virtual TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts) =>
+        throw new NotSupportedException($"policy '{Name}' has no image encoder");
+
+    /// <inheritdoc/>
+    public abstract IReadOnlyList<Parameter> TrainableParameters();
+
+    /// <inheritdoc/>
+    public abstract void SetTraining(bool training);
+
+    /// <inheritdoc/>
+    public abstract INextScalePolicy CreateFrozenCopy();
+
+    /// <inheritdoc/>
+    public abstract void Save(string directory);
+
+    /// <summary>Frees the backbone's modules (called once).</summary>
+    protected abstract void DisposeModel();
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (IsDisposed) return;
+        IsDisposed = true;
+        DisposeModel();
+        GC.SuppressFinalize(this);
+    }
+}
