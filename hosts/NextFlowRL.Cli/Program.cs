@@ -15,6 +15,8 @@ catch (ConfigurationException e)
     return Cli.Fail(e.Message, Cli.UsageError);
 }
 
+// Before the first tensor: glibc arenas sized for libtorch (peak memory; see NextFlowRL.Torch.Memory.NativeHeap).
+NextFlowRL.Torch.Memory.NativeHeap.Configure();
 using var context = new CliContext(globals);
 using var cancellation = new CancellationTokenSource();
 // Ctrl-C (SIGINT) or SIGTERM: stop gracefully (training writes a checkpoint); a second signal terminates at once.

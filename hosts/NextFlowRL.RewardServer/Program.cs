@@ -2,6 +2,7 @@ using System.Globalization;
 using NextFlowRL.Hosting;
 using NextFlowRL.RewardServer;
 
+NextFlowRL.Torch.Memory.NativeHeap.Configure(); // before the first tensor (CLIP/HPS rewards)
 return await RewardServerProgram.RunAsync(args);
 
 namespace NextFlowRL.RewardServer

@@ -153,6 +153,7 @@ public sealed class GrpoTrainer : IDisposable
             .Select(r => (images[r], $"{Shorten(samples[r].Prompt)} | R={(double.IsFinite(R[r]) ? R[r].ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
             .ToList();
         Step = s + 1;
+        NextFlowRL.Torch.Memory.NativeHeap.Trim(); // the step's tensors are freed; hand their pages back before the next one
         return new StepResult { Step = s, Kind = kinds[0], Metrics = metrics, Samples = shown };
     }
 

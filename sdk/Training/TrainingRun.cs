@@ -200,6 +200,7 @@ public static class TrainingRun
         IRewardModel reward, IReadOnlyList<PromptRecord> prompts, SamplingOptions sampling, TrainerOptions o, CancellationToken ct)
     {
         var report = await PolicyEvaluator.EvaluateAsync(policy, reward, prompts, sampling, o.EvalImagesPerPrompt, resamples: o.BootstrapResamples, ct: ct);
+        NextFlowRL.Torch.Memory.NativeHeap.Trim();
         folder.WriteJson($"eval_{when}.json", new
         {
             reward = reward.Name,
