@@ -284,6 +284,14 @@ public sealed class TrainerTests : IDisposable
         Assert.Single(Directory.GetFiles(Path.Combine(run, "tensorboard"), "events.out.tfevents.*"));
         Assert.Equal("step-000002", File.ReadAllText(Path.Combine(run, "checkpoints", "latest")));
         Assert.True(summary.Before!.ContainsKey("bin/even/mean_score"));
+        // The scored sets are kept: a later process (resume, ablate) rebuilds intervals and paired differences from them.
+        var (metrics, set) = TrainingRun.ReadEvalFile(Path.Combine(run, "eval_before.json"));
+        Assert.NotNull(set);
+        Assert.Equal(summary.Before["count"], set!.Results.Count);
+        Assert.Equal(metrics!["mean_score"], summary.Before["mean_score"]);
+        Assert.True(set.SameLayout(TrainingRun.ReadEvalFile(Path.Combine(run, "eval_after.json")).Set!));
+        Assert.NotNull(summary.Delta);
+        Assert.True(summary.Delta!["mean_score"].Low <= summary.Delta["mean_score"].Estimate);
         var again = await Assert.ThrowsAsync<InvalidDataException>(() => TrainingRun.RunAsync(Request(o, run), CancellationToken.None));
         Assert.Contains("already holds a run", again.Message);
     }

@@ -58,9 +58,11 @@ public sealed class ScoredSet
     public bool SameLayout(ScoredSet other) =>
         other is not null && Prompts.SequenceEqual(other.Prompts) && Bins.SequenceEqual(other.Bins);
 
+    /// <summary>Reads what the run folder (PascalCase) and <c>eval --out</c> (camelCase) write.</summary>
     internal static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        PropertyNameCaseInsensitive = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 }
