@@ -351,6 +351,23 @@ public sealed class DataTests
     }
 
     [Fact]
+    public void TheValidationSetHasTheTestSetsBinsAndNoneOfItsWords()
+    {
+        var test = TextDataset.EvaluationPrompts(WordLists.Default);
+        var validation = TextDataset.ValidationPrompts(WordLists.Default, test);
+        Assert.Equal(test.GroupBy(r => r.Bin).Select(g => (g.Key, g.Count())).Order(), validation.GroupBy(r => r.Bin).Select(g => (g.Key, g.Count())).Order());
+        var testWords = test.SelectMany(r => r.TargetWords).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        Assert.All(validation, r => Assert.All(r.TargetWords, w => Assert.DoesNotContain(w, testWords)));
+        var train = WordLists.Default.Train.ToHashSet();
+        Assert.All(validation.Where(r => r.Bin.EndsWith("heldout")), r => Assert.All(r.TargetWords, w => Assert.DoesNotContain(w, train)));
+        Assert.Equal(validation.Select(r => r.Prompt), TextDataset.ValidationPrompts(WordLists.Default, test).Select(r => r.Prompt));
+        // The shipped files are the command's output: the validation file next to the model is this set.
+        var shipped = TextDataset.ReadJsonl(Path.Combine(VarPolicyProvider.DefaultModelDirectory, "validation_prompts.jsonl"));
+        var shippedTest = TextDataset.ReadJsonl(Path.Combine(VarPolicyProvider.DefaultModelDirectory, "eval_prompts.jsonl"));
+        Assert.Equal(TextDataset.ValidationPrompts(WordLists.Default, shippedTest, 25, 20260101 + 101).Select(r => r.Prompt), shipped.Select(r => r.Prompt));
+    }
+
+    [Fact]
     public void EvaluationSetHasFourBinsAndHeldOutWordsAreUnseen()
     {
         var eval = TextDataset.EvaluationPrompts(WordLists.Default, 5);

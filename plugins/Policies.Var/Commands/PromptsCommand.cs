@@ -25,9 +25,11 @@ public sealed class PromptsCommand : INextFlowRLCommand
             Directory.CreateDirectory(outDir);
             var eval = TextDataset.EvaluationPrompts(WordLists.Default, a.Int("per-bin", 25, 1, 100000), a.Int("seed", 20260101));
             var train = TextDataset.TrainingPrompts(WordLists.Default, a.Int("train", 2000, 1, 10000000), a.Int("seed", 20260101) + 1);
+            var validation = TextDataset.ValidationPrompts(WordLists.Default, eval, a.Int("per-bin", 25, 1, 100000), a.Int("seed", 20260101) + 101);
             TextDataset.WriteJsonl(System.IO.Path.Combine(outDir, "eval_prompts.jsonl"), eval);
             TextDataset.WriteJsonl(System.IO.Path.Combine(outDir, "train_prompts.jsonl"), train);
-            Console.WriteLine($"wrote {eval.Count} evaluation prompts ({string.Join(", ", eval.GroupBy(r => r.Bin).Select(g => $"{g.Key}: {g.Count()}"))}) and {train.Count} training prompts to {outDir}");
+            TextDataset.WriteJsonl(System.IO.Path.Combine(outDir, "validation_prompts.jsonl"), validation);
+            Console.WriteLine($"wrote {eval.Count} evaluation prompts ({string.Join(", ", eval.GroupBy(r => r.Bin).Select(g => $"{g.Key}: {g.Count()}"))}), {validation.Count} validation prompts (no word of the evaluation set) and {train.Count} training prompts to {outDir}");
             return 0;
         });
 }

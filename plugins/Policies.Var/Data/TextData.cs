@@ -27,6 +27,14 @@ public sealed class WordLists
     /// <summary>Words never used in training (for held-out evaluation).</summary>
     public IReadOnlyList<string> HeldOut { get; }
 
+    /// <summary>The same lists without <paramref name="words"/> (case-insensitive): a validation vocabulary disjoint from a test set's.</summary>
+    public WordLists Without(IEnumerable<string> words)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        var drop = new HashSet<string>(words, StringComparer.OrdinalIgnoreCase);
+        return new WordLists(Train.Where(w => !drop.Contains(w)).ToArray(), HeldOut.Where(w => !drop.Contains(w)).ToArray());
+    }
+
     /// <summary>Default lists: 4000 training words and 600 held-out words from seed 1234.</summary>
     public static WordLists Default { get; } = Create(4000, 600, 1234);
 
@@ -211,6 +219,17 @@ public static class TextDataset
             }
         }
         return result;
+    }
+
+    /// <summary>
+    /// The validation set for tuning (guidance, KL weight, learning rate): the evaluation set's bins and sizes, drawn with
+    /// another seed from vocabularies without any word of <paramref name="test"/>, so tuning never sees a test word.
+    /// </summary>
+    public static IReadOnlyList<PromptRecord> ValidationPrompts(WordLists words, IEnumerable<PromptRecord> test, int perBin = 25, int seed = 20260202)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        ArgumentNullException.ThrowIfNull(test);
+        return EvaluationPrompts(words.Without(test.SelectMany(r => r.TargetWords)), perBin, seed);
     }
 
     /// <summary>Training prompts (training vocabulary only) for RL, deterministic by seed.</summary>
