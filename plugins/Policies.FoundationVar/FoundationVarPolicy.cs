@@ -168,14 +168,7 @@ public sealed class FoundationVarPolicy : NextScalePolicyBase<Tensor>, INextScal
     /// <inheritdoc/>
     public override TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
     {
-        ObjectDisposedException.ThrowIf(IsDisposed, this);
-        ArgumentNullException.ThrowIfNull(images);
-        ArgumentNullException.ThrowIfNull(prompts);
-        if (images.Count != prompts.Count) throw new ArgumentException($"{images.Count} images but {prompts.Count} prompts.");
-        int size = Config.ImageSize;
-        foreach (var (img, i) in images.Select((m, i) => (m, i)))
-            if (img.Width != size || img.Height != size)
-                throw new ArgumentException($"image {i} is {img.Width}x{img.Height}; this model encodes {size}x{size} images");
+        CheckEncodeInputs(images, prompts, Config.ImageSize);
         using var scope = NewDisposeScope();
         using var x = ImageTensors.FromImages(images, Device);
         var grids = _vae.Encode(x, Schedule.Select(s => (s.Height, s.Width)).ToArray());

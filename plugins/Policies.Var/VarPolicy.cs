@@ -84,14 +84,7 @@ public sealed class VarPolicy : NextScalePolicyBase<TextCondition>
     /// <inheritdoc/>
     public override TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts)
     {
-        ObjectDisposedException.ThrowIf(IsDisposed, this);
-        ArgumentNullException.ThrowIfNull(images);
-        ArgumentNullException.ThrowIfNull(prompts);
-        if (images.Count != prompts.Count) throw new ArgumentException($"{images.Count} images but {prompts.Count} prompts.");
-        int size = _model.Config.Tokenizer.ImageSize;
-        for (int i = 0; i < images.Count; i++)
-            if (images[i].Width != size || images[i].Height != size)
-                throw new ArgumentException($"image {i} is {images[i].Width}x{images[i].Height}; this model encodes {size}x{size} images");
+        CheckEncodeInputs(images, prompts, _model.Config.Tokenizer.ImageSize);
         using var x = ImageTensors.FromImages(images, Device);
         return new TokenTrajectories(prompts, _model.Tokenizer.Encode(x));
     }

@@ -238,7 +238,7 @@ public sealed class GrpoTrainer : IDisposable
         }
         else
         {
-            masks = valid.Select(v => Filled(final, v ? 1 : 0)).ToArray();
+            masks = valid.Select(v => MaskPropagation.Filled(final, v ? 1 : 0)).ToArray();
             counts = new MaskPropagation.FallbackCounts(0, 0, valid.Count(v => v));
         }
         (int firstScale, int endScale) = kind switch
@@ -291,14 +291,6 @@ public sealed class GrpoTrainer : IDisposable
             masks[r] = MaskPropagation.FinestMask(regions, images[r].Width, images[r].Height, final, _o.Mask.Dilate, _o.Mask.IncludeUnmatchedRegions);
         }
         return masks;
-    }
-
-    private static float[,] Filled(ScaleShape shape, float value)
-    {
-        var m = new float[shape.Height, shape.Width];
-        for (int i = 0; i < shape.Height; i++)
-            for (int j = 0; j < shape.Width; j++) m[i, j] = value;
-        return m;
     }
 
     private List<int[]> Chunks(int rows) => Enumerable.Range(0, rows).Chunk(_o.MicroBatch).ToList();

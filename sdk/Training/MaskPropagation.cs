@@ -115,7 +115,8 @@ public static class MaskPropagation
         return (result, new FallbackCounts(group, ones, count));
     }
 
-    private static float[,] Filled(ScaleShape shape, float value)
+    /// <summary>A mask of the given shape with every cell set to <paramref name="value"/>.</summary>
+    public static float[,] Filled(ScaleShape shape, float value)
     {
         var m = new float[shape.Height, shape.Width];
         for (int i = 0; i < shape.Height; i++)

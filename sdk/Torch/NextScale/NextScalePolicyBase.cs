@@ -75,6 +75,22 @@ public abstract class NextScalePolicyBase<TCondition> : INextScalePolicy, ISampl
     public virtual TokenTrajectories Encode(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts) =>
         throw new NotSupportedException($"policy '{Name}' has no image encoder");
 
+    /// <summary>
+    /// The checks every <see cref="Encode"/> makes before touching the tokenizer: not disposed, one prompt per image, every
+    /// image <paramref name="size"/> x <paramref name="size"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Counts differ or an image has the wrong size (named by index).</exception>
+    protected void CheckEncodeInputs(IReadOnlyList<RgbImage> images, IReadOnlyList<string> prompts, int size)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(prompts);
+        if (images.Count != prompts.Count) throw new ArgumentException($"{images.Count} images but {prompts.Count} prompts.");
+        for (int i = 0; i < images.Count; i++)
+            if (images[i].Width != size || images[i].Height != size)
+                throw new ArgumentException($"image {i} is {images[i].Width}x{images[i].Height}; this model encodes {size}x{size} images");
+    }
+
     /// <inheritdoc/>
     public abstract IReadOnlyList<Parameter> TrainableParameters();
 
