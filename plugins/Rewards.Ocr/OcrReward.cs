@@ -27,6 +27,12 @@ public sealed class OcrRewardOptions
     /// <summary>Folder holding the <c>.traineddata</c> files; null or empty: <c>TESSDATA_PREFIX</c>, then the usual system folders.</summary>
     public string? TessdataPath { get; set; }
 
+    /// <summary>
+    /// The native Tesseract 5 library file (e.g. <c>C:\Program Files\Tesseract-OCR\libtesseract-5.dll</c>); null or empty:
+    /// <c>NEXTFLOW_TESSERACT_LIBRARY</c>, then the OS's usual names and folders (see the plugin README). One library per process.
+    /// </summary>
+    public string? LibraryPath { get; set; }
+
     /// <summary>Tesseract page segmentation mode: 11 (sparse text, default) suits images with several text regions; 7 a single line, 8 a single word.</summary>
     [Range(0, 13)]
     public int PageSegmentationMode { get; set; } = 11;
@@ -99,7 +105,8 @@ public sealed class OcrRewardOptionsValidator : IValidateOptions<OcrRewardOption
         if (string.IsNullOrWhiteSpace(options.Language)) return ValidateOptionsResult.Skip; // data annotations report it
         try
         {
-            Tessdata.Resolve(options.TessdataPath, options.Language);
+            TesseractLibrary.UsePath(options.LibraryPath);
+            TesseractLibrary.FindTessdata(options.TessdataPath, options.Language);
             return ValidateOptionsResult.Success;
         }
         catch (OcrEngineException e)
@@ -132,6 +139,7 @@ public sealed class OcrReward : ISummarizingReward, IDisposable
         ArgumentNullException.ThrowIfNull(options);
         Name = name;
         _options = options;
+        TesseractLibrary.UsePath(options.LibraryPath);
         _pool = new OcrEnginePool(options.ToSettings(), options.EffectiveWorkers, options.PinWorkers);
     }
 

@@ -48,7 +48,7 @@ public sealed class TesseractEngine : IDisposable
     {
         ArgumentNullException.ThrowIfNull(settings);
         Settings = settings;
-        TessdataPath = Tessdata.Resolve(settings.TessdataPath, settings.Language);
+        TessdataPath = TesseractLibrary.FindTessdata(settings.TessdataPath, settings.Language);
         IntPtr handle;
         try
         {
@@ -67,7 +67,7 @@ public sealed class TesseractEngine : IDisposable
         {
             TesseractNative.TessBaseAPIDelete(handle);
             throw new OcrEngineException(
-                $"Tesseract could not load language '{settings.Language}' from '{TessdataPath}'. {Tessdata.PackageHint(settings.Language)}");
+                $"Tesseract could not load language '{settings.Language}' from '{TessdataPath}'. {TesseractLocations.LanguageHint(HostPlatform.Current.Os, settings.Language)}");
         }
         // Tesseract prints diagnostics ("Empty page!!", resolution guesses) to stderr; send them nowhere.
         TesseractNative.TessBaseAPISetVariable(handle, "debug_file", OperatingSystem.IsWindows() ? "NUL" : "/dev/null");
@@ -252,62 +252,4 @@ public sealed class OcrEngineException : Exception
 
     /// <summary>Creates the exception.</summary>
     public OcrEngineException() { }
-}
-
-/// <summary>Finds Tesseract's language data.</summary>
-public static class Tessdata
-{
-    /// <summary>Folders searched when no path is configured (after <c>TESSDATA_PREFIX</c>).</summary>
-    public static IReadOnlyList<string> DefaultFolders { get; } =
-    [
-        "/usr/share/tesseract-ocr/5/tessdata",
-        "/usr/share/tesseract-ocr/4.00/tessdata",
-        "/usr/share/tessdata",
-        "/usr/local/share/tessdata",
-        "/opt/homebrew/share/tessdata",
-        @"C:\Program Files\Tesseract-OCR\tessdata",
-    ];
-
-    /// <summary>The Debian/Ubuntu package that holds a language's data, with the command to install it.</summary>
-    public static string PackageHint(string language) =>
-        $"Install the language data with `sudo apt-get install -y {string.Join(' ', Languages(language).Select(l => "tesseract-ocr-" + l.ToLowerInvariant().Replace('_', '-')))}` " +
-        "(Debian/Ubuntu), or set the reward option TessdataPath to a folder holding the .traineddata files.";
-
-    /// <summary>
-    /// The language-data folder: <paramref name="configured"/> when given, else <c>TESSDATA_PREFIX</c>, else the first of
-    /// <see cref="DefaultFolders"/> holding every language's <c>.traineddata</c>.
-    /// </summary>
-    /// <exception cref="OcrEngineException">A language's data file is missing; the message names the path and the package.</exception>
-    public static string Resolve(string? configured, string language)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(language);
-        var langs = Languages(language);
-        if (!string.IsNullOrWhiteSpace(configured))
-            return Check(configured, langs, language);
-        if (Environment.GetEnvironmentVariable("TESSDATA_PREFIX") is { Length: > 0 } prefix)
-            return Check(prefix, langs, language);
-        foreach (var folder in DefaultFolders)
-        {
-            if (langs.All(l => File.Exists(Path.Combine(folder, l + ".traineddata")))) return folder;
-        }
-        var first = DefaultFolders[0];
-        var missing = langs.FirstOrDefault(l => !File.Exists(Path.Combine(first, l + ".traineddata"))) ?? langs[0];
-        throw new OcrEngineException(
-            $"Tesseract language data '{missing}' not found: {Path.Combine(first, missing + ".traineddata")} does not exist " +
-            $"(also searched {string.Join(", ", DefaultFolders.Skip(1))}). {PackageHint(language)}");
-    }
-
-    private static string Check(string folder, string[] langs, string language)
-    {
-        foreach (var l in langs)
-        {
-            var file = Path.Combine(folder, l + ".traineddata");
-            if (!File.Exists(file))
-                throw new OcrEngineException($"Tesseract language data '{l}' not found: {file} does not exist. {PackageHint(language)}");
-        }
-        return folder;
-    }
-
-    private static string[] Languages(string language) =>
-        language.Split('+', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }

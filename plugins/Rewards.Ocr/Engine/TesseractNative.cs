@@ -75,24 +75,18 @@ internal static partial class TesseractNative
 }
 
 /// <summary>
-/// Finds the native Tesseract 5 library. Names tried, in order:
-/// <list type="bullet">
-/// <item>only the file named by the environment variable <c>NEXTFLOW_TESSERACT_LIBRARY</c>, when set;</item>
-/// <item>Linux: <c>libtesseract.so.5</c>, <c>libtesseract.so</c> (Debian/Ubuntu package <c>libtesseract5</c>);</item>
-/// <item>macOS: <c>libtesseract.5.dylib</c>, <c>libtesseract.dylib</c>, also under <c>/opt/homebrew/lib</c> and
-/// <c>/usr/local/lib</c> (Homebrew <c>tesseract</c>);</item>
-/// <item>Windows: <c>tesseract55.dll</c>, <c>tesseract54.dll</c>, <c>tesseract53.dll</c>, <c>tesseract50.dll</c>,
-/// <c>libtesseract-5.dll</c> (vcpkg / MSYS2 / UB Mannheim builds; put the folder on <c>PATH</c>).</item>
-/// </list>
+/// Loads the native Tesseract 5 library through <see cref="NativeLibrary.SetDllImportResolver"/>, trying
+/// <see cref="TesseractLocations.LibraryCandidates"/> in order (an explicit path from the reward option
+/// <c>LibraryPath</c> or <c>NEXTFLOW_TESSERACT_LIBRARY</c> is the only candidate when set).
 /// Before the first load on Linux and macOS, <c>OMP_THREAD_LIMIT=1</c> is set in the native environment unless already
 /// set: Tesseract's OpenMP threads would otherwise fight the reward's own one-engine-per-core workers.
 /// </summary>
 internal static partial class TesseractLibrary
 {
-    /// <summary>Environment variable naming the native library file explicitly.</summary>
-    internal const string PathVariable = "NEXTFLOW_TESSERACT_LIBRARY";
-
     private static int _installed;
+    private static readonly Lock Gate = new();
+    private static string? _configuredPath;
+    private static string? _loadedFrom;
 
     internal static void EnsureResolver()
     {
@@ -100,19 +94,35 @@ internal static partial class TesseractLibrary
         NativeLibrary.SetDllImportResolver(typeof(TesseractLibrary).Assembly, Resolve);
     }
 
-    /// <summary>The candidate file names for the current platform.</summary>
+    /// <summary>
+    /// Sets the explicit library path (the reward option <c>LibraryPath</c>) before the library loads; the library is
+    /// process-wide, so a different path after it loaded is an error rather than silently ignored.
+    /// </summary>
+    /// <exception cref="OcrEngineException">The library is already loaded from another file.</exception>
+    internal static void UsePath(string? path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) return;
+        lock (Gate)
+        {
+            if (_loadedFrom is not null && !string.Equals(Path.GetFullPath(_loadedFrom), Path.GetFullPath(path), StringComparison.Ordinal))
+                throw new OcrEngineException($"LibraryPath={path}, but this process already loaded Tesseract from {_loadedFrom}: every OCR reward of a process uses one library");
+            _configuredPath = path;
+        }
+    }
+
+    /// <summary>The candidate files for this machine, in order.</summary>
     internal static IReadOnlyList<string> Candidates()
     {
-        // An explicit path is the only candidate: silently loading another library would hide the mistake.
-        if (Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } explicitPath) return [explicitPath];
-        var list = new List<string>();
-        if (OperatingSystem.IsWindows())
-            list.AddRange(["tesseract55.dll", "tesseract54.dll", "tesseract53.dll", "tesseract50.dll", "libtesseract-5.dll"]);
-        else if (OperatingSystem.IsMacOS())
-            list.AddRange(["libtesseract.5.dylib", "libtesseract.dylib", "/opt/homebrew/lib/libtesseract.5.dylib", "/usr/local/lib/libtesseract.5.dylib"]);
-        else
-            list.AddRange(["libtesseract.so.5", "libtesseract.so"]);
-        return list;
+        lock (Gate) return TesseractLocations.LibraryCandidates(HostPlatform.Current, _configuredPath);
+    }
+
+    /// <summary>The language-data folder for this machine (beside the loaded library first when it was found by path).</summary>
+    /// <exception cref="OcrEngineException">A language file is missing; the message says what to install.</exception>
+    internal static string FindTessdata(string? configured, string language)
+    {
+        string? folder;
+        lock (Gate) folder = _loadedFrom is not null && Path.IsPathRooted(_loadedFrom) ? Path.GetDirectoryName(_loadedFrom) : null;
+        return TesseractLocations.FindTessdata(HostPlatform.Current, configured, language, folder);
     }
 
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
@@ -124,19 +134,21 @@ internal static partial class TesseractLibrary
         }
         if (name != TesseractNative.Library) return IntPtr.Zero;
         LimitOpenMpThreads();
-        foreach (var candidate in Candidates())
+        var candidates = Candidates();
+        foreach (var candidate in candidates)
         {
-            if (NativeLibrary.TryLoad(candidate, assembly, searchPath, out var handle)) return handle;
+            if (NativeLibrary.TryLoad(candidate, assembly, searchPath, out var handle))
+            {
+                lock (Gate) _loadedFrom = candidate;
+                return handle;
+            }
         }
         throw new OcrEngineException(
-            $"the Tesseract 5 library could not be loaded (tried {string.Join(", ", Candidates())}). " + InstallHint);
+            $"the Tesseract 5 library could not be loaded (tried {string.Join(", ", candidates)}). " + InstallHint);
     }
 
-    /// <summary>How to install Tesseract, for error messages.</summary>
-    internal static string InstallHint =>
-        OperatingSystem.IsWindows() ? "Install Tesseract 5 (e.g. the UB Mannheim build) and add its folder to PATH, or set " + PathVariable + "."
-        : OperatingSystem.IsMacOS() ? "Install it with `brew install tesseract`, or set " + PathVariable + "."
-        : "Install it with `sudo apt-get install -y tesseract-ocr tesseract-ocr-eng` (Debian/Ubuntu packages libtesseract5, tesseract-ocr-eng), or set " + PathVariable + ".";
+    /// <summary>How to install Tesseract on this OS, for error messages.</summary>
+    internal static string InstallHint => TesseractLocations.InstallHint(HostPlatform.Current.Os);
 
     private static void LimitOpenMpThreads()
     {
