@@ -2,11 +2,12 @@ using System.Globalization;
 using NextFlowRL.Plugins;
 using NextFlowRL.Policies.FoundationVar.Model;
 using NextFlowRL.Torch.Checkpoints;
+using NextFlowRL.Torch.Devices;
 
 namespace NextFlowRL.Policies.FoundationVar;
 
 /// <summary>Options of the foundation-var policy (section <c>Policies:foundation-var</c>).</summary>
-public sealed class FoundationVarOptions
+public sealed class FoundationVarOptions : ITorchComponentOptions
 {
     /// <summary>The transformer state dict (<c>var_d16.pth</c> ... <c>var_d36.pth</c>, or a safetensors file), or an RL checkpoint directory.</summary>
     public string? Checkpoint { get; set; }
@@ -23,8 +24,11 @@ public sealed class FoundationVarOptions
     /// <summary>Intra-op threads for TorchSharp (0 = leave the process setting).</summary>
     public int Threads { get; set; }
 
-    /// <summary><c>cpu</c> (default), <c>cuda</c> or <c>cuda:N</c>.</summary>
-    public string Device { get; set; } = "cpu";
+    /// <summary><c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>; unset = the root <c>Device</c> (default <c>cpu</c>).</summary>
+    public string? Device { get; set; }
+
+    /// <summary><c>Fp32</c> or <c>Bf16</c> matrix products for sampling and the update; unset = the root <c>Precision</c> (default fp32).</summary>
+    public TorchPrecision? Precision { get; set; }
 }
 
 /// <summary>Loads <see cref="FoundationVarPolicy"/> instances from the official files or from RL checkpoint directories.</summary>
@@ -49,10 +53,16 @@ public sealed class FoundationVarProvider : IPolicyProvider
         var path = !string.IsNullOrWhiteSpace(checkpoint) ? checkpoint : _options.Checkpoint;
         if (string.IsNullOrWhiteSpace(path))
             throw new InvalidDataException($"{Name} needs {section}:Checkpoint (the transformer .pth, e.g. var_d16.pth) and {section}:Vae (vae_ch160v4096z32.pth); see the plugin README for where the official files are published");
-        var dev = device ?? ParseDevice(_options.Device, section);
+        var dev = device ?? TorchDevice.Parse(_options.Device, $"{section}:Device");
         if (_options.Threads > 0) torch.set_num_threads(_options.Threads);
         var classes = ClassNames.Load(string.IsNullOrWhiteSpace(_options.ClassNames) ? ClassNames.DefaultPath : _options.ClassNames);
-        if (Directory.Exists(path)) return LoadDirectory(path, classes, dev);
+        var policy = Directory.Exists(path) ? LoadDirectory(path, classes, dev) : LoadFiles(path, classes, dev, section);
+        policy.Precision = _options.Precision ?? TorchPrecision.Fp32;
+        return policy;
+    }
+
+    private FoundationVarPolicy LoadFiles(string path, ClassNames classes, Device dev, string section)
+    {
         if (string.IsNullOrWhiteSpace(_options.Vae))
             throw new InvalidDataException($"{section}:Vae is not set: the transformer {path} decodes through the VQ-VAE state dict (vae_ch160v4096z32.pth)");
         var patchNums = ParsePatchNums(_options.PatchNums, section);
@@ -106,21 +116,6 @@ public sealed class FoundationVarProvider : IPolicyProvider
         }
         return values;
     }
-
-    /// <summary>Parses <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>; CUDA must be available in this build.</summary>
-    /// <exception cref="InvalidDataException">An unknown device, or CUDA on a CPU build.</exception>
-    public static Device ParseDevice(string? text, string section)
-    {
-        var d = (text ?? "cpu").Trim().ToLowerInvariant();
-        if (d is "" or "cpu") return CPU;
-        if (d == "cuda" || d.StartsWith("cuda:", StringComparison.Ordinal))
-        {
-            if (!torch.cuda.is_available())
-                throw new InvalidDataException($"{section}:Device={text}, but CUDA is not available: this build uses TorchBackend=cpu; rebuild with -p:TorchBackend=cuda-windows (or cuda-linux) on a machine with an NVIDIA GPU");
-            return torch.device(d);
-        }
-        throw new InvalidDataException($"{section}:Device must be cpu, cuda or cuda:N; got '{text}'");
-    }
 }
 
 /// <summary>Registration of the foundation-var policy.</summary>
@@ -129,7 +124,7 @@ public static class FoundationVarExtensions
     /// <summary>Adds the provider under <paramref name="name"/>, options from <c>Policies:&lt;name&gt;</c>.</summary>
     public static INextFlowRLBuilder AddFoundationVarPolicy(this INextFlowRLBuilder builder, string name = "foundation-var", Action<FoundationVarOptions>? configure = null)
     {
-        builder.AddComponentOptions(ComponentKind.Policy, name, configure);
+        builder.AddTorchComponentOptions(ComponentKind.Policy, name, configure);
         return builder.AddPolicy(name, "FoundationVision VAR (class-conditional ImageNet, official var_d16-d36 + vae_ch160v4096z32 .pth files)", (sp, n) =>
             new FoundationVarProvider(n, sp.GetRequiredService<IOptionsMonitor<FoundationVarOptions>>().Get(n)));
     }

@@ -192,7 +192,7 @@ public sealed class FoundationVarPolicy : NextScalePolicyBase<Tensor>, INextScal
         StateDictFile.LoadInto(tr, _var.state_dict(), _source);
         vq.to(Device);
         tr.to(Device);
-        return new FoundationVarPolicy(Config, vq, tr, _classes, _source + " (frozen copy)", Device, frozen: true);
+        return new FoundationVarPolicy(Config, vq, tr, _classes, _source + " (frozen copy)", Device, frozen: true) { Precision = Precision };
     }
 
     /// <summary>Writes <c>config.json</c>, <c>var.safetensors</c> and <c>vae.safetensors</c> (upstream key layout), each atomically.</summary>

@@ -104,7 +104,7 @@ public sealed class VarPolicy : NextScalePolicyBase<TextCondition>
         StateDictFile.LoadInto(copy.Generator, state.Where(kv => kv.Key.StartsWith("generator.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["generator.".Length..], kv => kv.Value), _source);
         copy.Tokenizer.to(Device);
         copy.Generator.to(Device);
-        return new VarPolicy(copy, _source + " (frozen copy)", Device, frozen: true);
+        return new VarPolicy(copy, _source + " (frozen copy)", Device, frozen: true) { Precision = Precision };
     }
 
     /// <inheritdoc/>

@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Precision;
 using TorchSharp.Modules;
 using static TorchSharp.torch.nn;
 
@@ -27,10 +28,10 @@ internal static class ClipOps
     {
         long b = q.shape[0], t = q.shape[1], d = q.shape[2], hd = d / heads;
         Tensor Split(Tensor x) => x.view(b, t, heads, hd).transpose(1, 2);
-        var scores = torch.matmul(Split(q), Split(k).transpose(-2, -1)) * (1.0 / Math.Sqrt(hd));
+        var scores = Autocast.MatMul(Split(q), Split(k).transpose(-2, -1)) * (1.0 / Math.Sqrt(hd));
         if (mask is not null) scores = scores + mask;
         var attn = functional.softmax(scores, -1);
-        return torch.matmul(attn, Split(v)).transpose(1, 2).reshape(b, t, d);
+        return Autocast.MatMul(attn, Split(v)).transpose(1, 2).reshape(b, t, d);
     }
 
     public static Tensor Activate(Tensor x, ClipActivation act) =>
@@ -51,15 +52,15 @@ internal static class ClipOps
 
 internal sealed class HfAttention : Module<Tensor, Tensor?, Tensor>
 {
-    private readonly Linear q_proj, k_proj, v_proj, out_proj;
+    private readonly AutocastLinear q_proj, k_proj, v_proj, out_proj;
     private readonly int _heads;
 
     public HfAttention(int width, int heads) : base(nameof(HfAttention))
     {
-        q_proj = Linear(width, width);
-        k_proj = Linear(width, width);
-        v_proj = Linear(width, width);
-        out_proj = Linear(width, width);
+        q_proj = AutocastModules.Linear(width, width);
+        k_proj = AutocastModules.Linear(width, width);
+        v_proj = AutocastModules.Linear(width, width);
+        out_proj = AutocastModules.Linear(width, width);
         _heads = heads;
         RegisterComponents();
     }
@@ -70,13 +71,13 @@ internal sealed class HfAttention : Module<Tensor, Tensor?, Tensor>
 
 internal sealed class HfMlp : Module<Tensor, Tensor>
 {
-    private readonly Linear fc1, fc2;
+    private readonly AutocastLinear fc1, fc2;
     private readonly ClipActivation _act;
 
     public HfMlp(int width, int hidden, ClipActivation act) : base(nameof(HfMlp))
     {
-        fc1 = Linear(width, hidden);
-        fc2 = Linear(hidden, width);
+        fc1 = AutocastModules.Linear(width, hidden);
+        fc2 = AutocastModules.Linear(hidden, width);
         _act = act;
         RegisterComponents();
     }
@@ -218,8 +219,8 @@ public sealed class HfClipModel : Module, IClipEncoder
 {
     private readonly HfTextTransformer text_model;
     private readonly HfVisionTransformer vision_model;
-    private readonly Linear visual_projection;
-    private readonly Linear text_projection;
+    private readonly AutocastLinear visual_projection;
+    private readonly AutocastLinear text_projection;
     private readonly Parameter logit_scale;
 
     /// <summary>Creates a randomly initialized model of the given architecture.</summary>
@@ -229,8 +230,8 @@ public sealed class HfClipModel : Module, IClipEncoder
         Architecture = architecture;
         text_model = new HfTextTransformer(architecture);
         vision_model = new HfVisionTransformer(architecture);
-        visual_projection = Linear(architecture.Vision.Width, architecture.EmbedDim, hasBias: false);
-        text_projection = Linear(architecture.Text.Width, architecture.EmbedDim, hasBias: false);
+        visual_projection = AutocastModules.Linear(architecture.Vision.Width, architecture.EmbedDim, hasBias: false);
+        text_projection = AutocastModules.Linear(architecture.Text.Width, architecture.EmbedDim, hasBias: false);
         logit_scale = new Parameter(torch.tensor(MathF.Log(1 / 0.07f)));
         RegisterComponents();
     }
@@ -252,14 +253,14 @@ public sealed class HfClipModel : Module, IClipEncoder
 internal sealed class OcAttention : Module<Tensor, Tensor?, Tensor>
 {
     private readonly Parameter in_proj_weight, in_proj_bias;
-    private readonly Linear out_proj;
+    private readonly AutocastLinear out_proj;
     private readonly int _heads;
 
     public OcAttention(int width, int heads) : base(nameof(OcAttention))
     {
         in_proj_weight = new Parameter(torch.randn(3 * width, width) * (1.0 / Math.Sqrt(width)));
         in_proj_bias = new Parameter(torch.zeros(3 * width));
-        out_proj = Linear(width, width);
+        out_proj = AutocastModules.Linear(width, width);
         _heads = heads;
         RegisterComponents();
     }
@@ -273,13 +274,13 @@ internal sealed class OcAttention : Module<Tensor, Tensor?, Tensor>
 
 internal sealed class OcMlp : Module<Tensor, Tensor>
 {
-    private readonly Linear c_fc, c_proj;
+    private readonly AutocastLinear c_fc, c_proj;
     private readonly ClipActivation _act;
 
     public OcMlp(int width, int hidden, ClipActivation act) : base(nameof(OcMlp))
     {
-        c_fc = Linear(width, hidden);
-        c_proj = Linear(hidden, width);
+        c_fc = AutocastModules.Linear(width, hidden);
+        c_proj = AutocastModules.Linear(hidden, width);
         _act = act;
         RegisterComponents();
     }
@@ -356,7 +357,7 @@ internal sealed class OcVisionTransformer : Module<Tensor, Tensor>
         var cls = class_embedding.view(1, 1, -1).expand(pixels.shape[0], 1, -1);
         var x = torch.cat(new[] { cls, patches }, 1) + positional_embedding.unsqueeze(0);
         x = transformer.forward(ln_pre.forward(x), null);
-        return torch.matmul(ln_post.forward(x[.., 0]), proj);
+        return Autocast.MatMul(ln_post.forward(x[.., 0]), proj);
     }
 }
 
@@ -402,6 +403,6 @@ public sealed class OpenClipModel : Module, IClipEncoder
     {
         var x = token_embedding.forward(ids) + positional_embedding.unsqueeze(0);
         x = transformer.forward(x, ClipOps.CausalMask(ids.shape[1], ids.device));
-        return torch.matmul(ClipOps.Gather(ln_final.forward(x), endIndex), text_projection);
+        return Autocast.MatMul(ClipOps.Gather(ln_final.forward(x), endIndex), text_projection);
     }
 }

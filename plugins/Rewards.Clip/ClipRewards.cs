@@ -1,10 +1,11 @@
 using System.ComponentModel.DataAnnotations;
 using NextFlowRL.Plugins;
+using NextFlowRL.Torch.Devices;
 
 namespace NextFlowRL.Rewards.Clip;
 
 /// <summary>Options shared by the CLIP-family rewards.</summary>
-public abstract class ClipFamilyRewardOptions
+public abstract class ClipFamilyRewardOptions : ITorchComponentOptions
 {
     /// <summary>The model folder (see the plugin README for the files it needs). Checked when the reward first scores.</summary>
     public string? ModelPath { get; set; }
@@ -19,9 +20,11 @@ public abstract class ClipFamilyRewardOptions
     [Range(1, 4096)]
     public int BatchSize { get; set; } = 16;
 
-    /// <summary>Torch device, e.g. <c>cpu</c> or <c>cuda:0</c>.</summary>
-    [Required]
-    public string Device { get; set; } = "cpu";
+    /// <summary>Torch device: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>; unset = the root <c>Device</c> (default <c>cpu</c>).</summary>
+    public string? Device { get; set; }
+
+    /// <summary><c>Fp32</c> or <c>Bf16</c> matrix products; unset = the root <c>Precision</c> (default fp32).</summary>
+    public TorchPrecision? Precision { get; set; }
 }
 
 /// <summary>Options of the <c>clip</c> reward (section <c>Rewards:clip</c>).</summary>
@@ -150,7 +153,7 @@ public sealed class ClipReward : ClipFamilyReward
 
     /// <summary>Creates the reward.</summary>
     public ClipReward(string name, ClipRewardOptions options)
-        : base(name, options, () => ClipScorer.LoadHuggingFace(options.ModelPath ?? "", options.Device, options.WeightsFile)) =>
+        : base(name, options, () => ClipScorer.LoadHuggingFace(options.ModelPath ?? "", options.Device, options.WeightsFile, options.Precision ?? TorchPrecision.Fp32)) =>
         _scale = options.Scale;
 
     /// <inheritdoc/>
@@ -168,7 +171,7 @@ public sealed class HpsReward : ClipFamilyReward
 {
     /// <summary>Creates the reward.</summary>
     public HpsReward(string name, HpsRewardOptions options)
-        : base(name, options, () => ClipScorer.LoadOpenClip(options.ModelPath ?? "", options.Device, options.ConfigFile, options.WeightsFile))
+        : base(name, options, () => ClipScorer.LoadOpenClip(options.ModelPath ?? "", options.Device, options.ConfigFile, options.WeightsFile, options.Precision ?? TorchPrecision.Fp32))
     {
     }
 
@@ -185,7 +188,7 @@ public static class ClipRewardExtensions
     /// <summary>Adds a CLIPScore reward under <paramref name="name"/>, options from <c>Rewards:&lt;name&gt;</c>.</summary>
     public static INextFlowRLBuilder AddClipReward(this INextFlowRLBuilder builder, string name = "clip", Action<ClipRewardOptions>? configure = null)
     {
-        builder.AddComponentOptions(ComponentKind.Reward, name, configure);
+        builder.AddTorchComponentOptions(ComponentKind.Reward, name, configure);
         return builder.AddReward(name, "CLIPScore 2.5*max(cos,0) with a Hugging Face CLIP model folder", (sp, n) =>
             new ClipReward(n, sp.GetRequiredService<IOptionsMonitor<ClipRewardOptions>>().Get(n)));
     }
@@ -193,7 +196,7 @@ public static class ClipRewardExtensions
     /// <summary>Adds an HPSv2 reward under <paramref name="name"/>, options from <c>Rewards:&lt;name&gt;</c>.</summary>
     public static INextFlowRLBuilder AddHpsReward(this INextFlowRLBuilder builder, string name = "hps", Action<HpsRewardOptions>? configure = null)
     {
-        builder.AddComponentOptions(ComponentKind.Reward, name, configure);
+        builder.AddTorchComponentOptions(ComponentKind.Reward, name, configure);
         return builder.AddReward(name, "HPSv2/v2.1 human preference score with an OpenCLIP ViT-H/14 folder", (sp, n) =>
             new HpsReward(n, sp.GetRequiredService<IOptionsMonitor<HpsRewardOptions>>().Get(n)));
     }

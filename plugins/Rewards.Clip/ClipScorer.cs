@@ -1,3 +1,5 @@
+using NextFlowRL.Torch.Devices;
+using NextFlowRL.Torch.Precision;
 using NextFlowRL.Torch.Checkpoints;
 using NextFlowRL.Imaging;
 using TorchSharp.Modules;
@@ -65,13 +67,17 @@ public sealed class ClipScorer : IDisposable
     /// <summary>The device the model runs on.</summary>
     public Device Device { get; }
 
+    /// <summary>Precision of the encoders' matrix products (<see cref="Autocast"/>); normalisation and cosines stay float32.</summary>
+    public TorchPrecision Precision { get; set; } = TorchPrecision.Fp32;
+
     /// <summary>
     /// Loads a Hugging Face <c>CLIPModel</c> folder: <c>config.json</c>, <c>model.safetensors</c>, <c>vocab.json</c>,
     /// <c>merges.txt</c>, optional <c>preprocessor_config.json</c>.
     /// </summary>
     /// <exception cref="ClipModelException">Missing folder or files, or files that do not fit together.</exception>
-    public static ClipScorer LoadHuggingFace(string folder, string device = "cpu", string? weightsFile = null)
+    public static ClipScorer LoadHuggingFace(string folder, string? device = "cpu", string? weightsFile = null, TorchPrecision precision = TorchPrecision.Fp32)
     {
+        var dev = ParseDevice(device);
         var dir = RequireFolder(folder);
         var weights = weightsFile ?? "model.safetensors";
         RequireFiles(dir, ["config.json", weights, VocabFile, MergesFile], weights);
@@ -81,7 +87,7 @@ public sealed class ClipScorer : IDisposable
             var processor = ClipConfigReader.ReadPreprocessor(Path.Combine(dir, "preprocessor_config.json"), arch.ImageSize);
             var tokenizer = LoadTokenizer(dir, arch, "config.json");
             var model = new HfClipModel(arch);
-            return Finish(model, model, tokenizer, processor, ClipLayout.HuggingFace, Path.Combine(dir, weights), device);
+            return Finish(model, model, tokenizer, processor, ClipLayout.HuggingFace, Path.Combine(dir, weights), dev, precision);
         });
     }
 
@@ -91,8 +97,9 @@ public sealed class ClipScorer : IDisposable
     /// Image mean/std come from the config's <c>preprocess_cfg</c> (else OpenAI's).
     /// </summary>
     /// <exception cref="ClipModelException">Missing folder or files, or files that do not fit together.</exception>
-    public static ClipScorer LoadOpenClip(string folder, string device = "cpu", string? configFile = null, string? weightsFile = null)
+    public static ClipScorer LoadOpenClip(string folder, string? device = "cpu", string? configFile = null, string? weightsFile = null, TorchPrecision precision = TorchPrecision.Fp32)
     {
+        var dev = ParseDevice(device);
         var dir = RequireFolder(folder);
         var config = configFile ?? "open_clip_config.json";
         var weights = weightsFile ?? (File.Exists(Path.Combine(dir, "open_clip_model.safetensors")) || !File.Exists(Path.Combine(dir, "model.safetensors"))
@@ -104,7 +111,7 @@ public sealed class ClipScorer : IDisposable
             var processor = new ClipImageProcessor(arch.ImageSize, arch.ImageSize, arch.ImageSize, mean, std);
             var tokenizer = LoadTokenizer(dir, arch, config);
             var model = new OpenClipModel(arch);
-            return Finish(model, model, tokenizer, processor, ClipLayout.OpenClip, Path.Combine(dir, weights), device);
+            return Finish(model, model, tokenizer, processor, ClipLayout.OpenClip, Path.Combine(dir, weights), dev, precision);
         });
     }
 
@@ -166,13 +173,17 @@ public sealed class ClipScorer : IDisposable
             t.CopyTo(ids, i * ctx);
             ends[i] = end;
         }
+        using var precision = Autocast.Enter(Precision);
         var features = Model.EncodeText(torch.tensor(ids, new long[] { texts.Count, ctx }, device: Device), torch.tensor(ends, device: Device));
         return nn.functional.normalize(features, dim: -1);
     }
 
     /// <summary>Image features <c>[batch, EmbedDim]</c>, L2-normalized, of preprocessed pixels <c>[batch, 3, S, S]</c>.</summary>
-    public Tensor EncodePixels(Tensor pixels) =>
-        nn.functional.normalize(Model.EncodeImage(pixels.to(Device)), dim: -1);
+    public Tensor EncodePixels(Tensor pixels)
+    {
+        using var precision = Autocast.Enter(Precision);
+        return nn.functional.normalize(Model.EncodeImage(pixels.to(Device)), dim: -1);
+    }
 
     /// <summary>
     /// Cosine similarity of each image with its text, without gradients, <paramref name="batchSize"/> pairs at a time.
@@ -215,7 +226,7 @@ public sealed class ClipScorer : IDisposable
     /// <inheritdoc/>
     public void Dispose() => _module.Dispose();
 
-    private static ClipScorer Finish(Module module, IClipEncoder encoder, ClipTokenizer tokenizer, ClipImageProcessor processor, ClipLayout layout, string weightsPath, string device)
+    private static ClipScorer Finish(Module module, IClipEncoder encoder, ClipTokenizer tokenizer, ClipImageProcessor processor, ClipLayout layout, string weightsPath, Device dev, TorchPrecision precision)
     {
         try
         {
@@ -230,14 +241,26 @@ public sealed class ClipScorer : IDisposable
             }
             foreach (var p in module.parameters()) p.requires_grad = false;
             module.eval();
-            var dev = torch.device(device);
             module.to(dev);
-            return new ClipScorer(module, encoder, tokenizer, processor, layout, dev);
+            return new ClipScorer(module, encoder, tokenizer, processor, layout, dev) { Precision = precision };
         }
         catch
         {
             module.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>The device, checked before any file is read (an unusable device is not a broken model folder).</summary>
+    private static Device ParseDevice(string? device)
+    {
+        try
+        {
+            return TorchDevice.Parse(device, "Device");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ArgumentException(e.Message, nameof(device), e);
         }
     }
 

@@ -52,6 +52,8 @@ public sealed class GrpoTrainer : IDisposable
         _policy = policy ?? throw new ArgumentNullException(nameof(policy));
         if (options.KlBeta > 0 && reference is null) throw new ArgumentException("KlBeta > 0 needs a reference policy.", nameof(reference));
         _reference = options.KlBeta > 0 ? reference : null;
+        if (_reference is not null && _reference.Device.ToString() != policy.Device.ToString())
+            throw new ArgumentException($"the reference policy is on {_reference.Device} but the policy is on {policy.Device}: both must live on one device", nameof(reference));
         if (options.LossDistribution == LossDistribution.Guided)
         {
             // Fail before any work (evaluation, rollouts) rather than at the first update.
@@ -83,6 +85,23 @@ public sealed class GrpoTrainer : IDisposable
 
     /// <summary>The policy being trained.</summary>
     public INextScalePolicy Policy => _policy;
+
+    /// <summary>
+    /// Where the trainer's state lives, for checks and diagnostics: the devices of the trained parameters
+    /// (<c>parameters</c>), of the reference (<c>reference</c>, absent without KL) and of every optimizer-state tensor
+    /// (<c>optimizer</c>, empty before the first step).
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlySet<string>> TensorDevices()
+    {
+        var result = new Dictionary<string, IReadOnlySet<string>>
+        {
+            ["parameters"] = _parameters.Select(p => p.device.ToString()).ToHashSet(),
+            ["optimizer"] = _optimizer.state_dict().State.OfType<TorchSharp.Modules.AdamW.State>()
+                .SelectMany(st => new[] { st.exp_avg, st.exp_avg_sq }).OfType<Tensor>().Select(t => t.device.ToString()).ToHashSet(),
+        };
+        if (_reference is not null) result["reference"] = new HashSet<string> { _reference.Device.ToString() };
+        return result;
+    }
 
     /// <summary>
     /// Runs one sampling pass and the updates it feeds (<see cref="Alternation.UpdatesAt"/>). Synchronous on purpose: TorchSharp's dispose scopes are per thread, so all

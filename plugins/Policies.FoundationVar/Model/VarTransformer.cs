@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Precision;
 using NextFlowRL.Torch.NextScale;
 using TorchSharp.Modules;
 using static TorchSharp.torch.nn;
@@ -12,10 +13,10 @@ namespace NextFlowRL.Policies.FoundationVar.Model;
 public sealed class VarSelfAttention : nn.Module
 {
     private readonly Parameter? scale_mul_1H11;
-    private readonly Linear mat_qkv;
+    private readonly AutocastLinear mat_qkv;
     private readonly Parameter q_bias;
     private readonly Parameter v_bias;
-    private readonly Linear proj;
+    private readonly AutocastLinear proj;
     private readonly int _heads;
     private readonly int _width;
 
@@ -28,10 +29,10 @@ public sealed class VarSelfAttention : nn.Module
         _heads = config.Heads;
         _width = config.Width;
         if (config.L2NormAttention) scale_mul_1H11 = new Parameter(full(1, _heads, 1, 1, Math.Log(4.0)));
-        mat_qkv = Linear(_width, 3 * _width, hasBias: false);
+        mat_qkv = AutocastModules.Linear(_width, 3 * _width, hasBias: false);
         q_bias = new Parameter(zeros(_width));
         v_bias = new Parameter(zeros(_width));
-        proj = Linear(_width, _width);
+        proj = AutocastModules.Linear(_width, _width);
         RegisterComponents();
         register_buffer("zero_k_bias", zeros(_width));
     }
@@ -43,7 +44,7 @@ public sealed class VarSelfAttention : nn.Module
         long b = x.shape[0], n = x.shape[1];
         int dh = _width / _heads;
         var bias = cat([q_bias, zeros_like(q_bias), v_bias]);
-        var qkv = F.linear(x, mat_qkv.weight!, bias).view(b, n, 3, _heads, dh).permute(2, 0, 3, 1, 4);
+        var qkv = Autocast.Linear(x, mat_qkv.weight, bias).view(b, n, 3, _heads, dh).permute(2, 0, 3, 1, 4);
         Tensor q = qkv[0], k = qkv[1], v = qkv[2];
         double scale;
         if (scale_mul_1H11 is not null)
@@ -60,7 +61,7 @@ public sealed class VarSelfAttention : nn.Module
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
         // scaled_dot_product_attention divides by sqrt(dh); fold the model's own scale into q instead.
         q = q.mul(scale * Math.Sqrt(dh));
-        var o = F.scaled_dot_product_attention(q, k, v, mask);
+        var o = Autocast.Attention(q, k, v, mask);
         return proj.forward(o.transpose(1, 2).reshape(b, n, _width)).MoveToOuterDisposeScope();
     }
 
@@ -69,14 +70,14 @@ public sealed class VarSelfAttention : nn.Module
 /// <summary>The MLP: fc1, GELU (tanh approximation), fc2.</summary>
 public sealed class VarFfn : Module<Tensor, Tensor>
 {
-    private readonly Linear fc1;
-    private readonly Linear fc2;
+    private readonly AutocastLinear fc1;
+    private readonly AutocastLinear fc2;
 
     /// <summary>Creates the MLP.</summary>
     public VarFfn(TransformerConfig config) : base("ffn")
     {
-        fc1 = Linear(config.Width, config.MlpHidden);
-        fc2 = Linear(config.MlpHidden, config.Width);
+        fc1 = AutocastModules.Linear(config.Width, config.MlpHidden);
+        fc2 = AutocastModules.Linear(config.MlpHidden, config.Width);
         RegisterComponents();
     }
 
@@ -107,7 +108,7 @@ public sealed class AdaLnSelfAttn : nn.Module
         ffn = new VarFfn(config);
         ln_wo_grad = LayerNorm(_width, eps: 1e-6, elementwise_affine: false);
         if (config.SharedAdaLn) ada_gss = new Parameter(zeros(1, 1, 6, _width));
-        else ada_lin = Sequential(("0", SiLU()), ("1", Linear(_width, 6 * _width)));
+        else ada_lin = Sequential(("0", SiLU()), ("1", AutocastModules.Linear(_width, 6 * _width)));
         RegisterComponents();
     }
 
@@ -144,7 +145,7 @@ public sealed class AdaLnBeforeHead : nn.Module
     {
         _width = config.Width;
         ln_wo_grad = LayerNorm(_width, eps: 1e-6, elementwise_affine: false);
-        ada_lin = Sequential(("0", SiLU()), ("1", Linear(_width, 2 * _width)));
+        ada_lin = Sequential(("0", SiLU()), ("1", AutocastModules.Linear(_width, 2 * _width)));
         RegisterComponents();
     }
 
@@ -165,7 +166,7 @@ public sealed class AdaLnBeforeHead : nn.Module
 /// </summary>
 public sealed class VarTransformer : nn.Module
 {
-    private readonly Linear word_embed;
+    private readonly AutocastLinear word_embed;
     private readonly Embedding class_emb;
     private readonly Parameter pos_start;
     private readonly Parameter pos_1LC;
@@ -173,7 +174,7 @@ public sealed class VarTransformer : nn.Module
     private readonly Sequential? shared_ada_lin;
     private readonly ModuleList<AdaLnSelfAttn> blocks;
     private readonly AdaLnBeforeHead head_nm;
-    private readonly Linear head;
+    private readonly AutocastLinear head;
     private readonly int[] _begin;
 
     /// <summary>Creates a transformer of <paramref name="config"/> (weights to be loaded).</summary>
@@ -185,15 +186,15 @@ public sealed class VarTransformer : nn.Module
         _begin = new int[sides.Count + 1];
         for (int i = 0; i < sides.Count; i++) _begin[i + 1] = _begin[i] + sides[i] * sides[i];
         int l = _begin[^1];
-        word_embed = Linear(config.LatentChannels, c);
+        word_embed = AutocastModules.Linear(config.LatentChannels, c);
         class_emb = Embedding(config.Classes + 1, c);
         pos_start = new Parameter(zeros(1, sides[0] * sides[0], c));
         pos_1LC = new Parameter(zeros(1, l, c));
         lvl_embed = Embedding(sides.Count, c);
-        if (config.SharedAdaLn) shared_ada_lin = Sequential(("0", SiLU()), ("1", Linear(c, 6 * c)));
+        if (config.SharedAdaLn) shared_ada_lin = Sequential(("0", SiLU()), ("1", AutocastModules.Linear(c, 6 * c)));
         blocks = new ModuleList<AdaLnSelfAttn>(Enumerable.Range(0, config.Depth).Select(_ => new AdaLnSelfAttn(config)).ToArray());
         head_nm = new AdaLnBeforeHead(config);
-        head = Linear(c, config.Vocabulary);
+        head = AutocastModules.Float32Linear(c, config.Vocabulary);
         RegisterComponents();
         // Buffers of the official files: the level of every position and the block-causal training mask. The mask this
         // port applies is built by the shared sampler from the schedule; these are kept so the files load as they are.

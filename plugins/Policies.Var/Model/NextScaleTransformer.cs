@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Precision;
 using NextFlowRL.Policies.Var.Data;
 using NextFlowRL.Torch.NextScale;
 using TorchSharp.Modules;
@@ -25,13 +26,13 @@ public sealed class CharTextEncoder : nn.Module
     private readonly Embedding word_count;
     private readonly Parameter null_slot;
     private readonly LayerNorm ln1;
-    private readonly Linear qkv;
-    private readonly Linear proj;
+    private readonly AutocastLinear qkv;
+    private readonly AutocastLinear proj;
     private readonly LayerNorm ln2;
-    private readonly Linear fc1;
-    private readonly Linear fc2;
-    private readonly Linear cond1;
-    private readonly Linear cond2;
+    private readonly AutocastLinear fc1;
+    private readonly AutocastLinear fc2;
+    private readonly AutocastLinear cond1;
+    private readonly AutocastLinear cond2;
     private readonly GeneratorConfig _config;
 
     /// <summary>Character vocabulary size: padding, A-Z, 0-9, other.</summary>
@@ -48,13 +49,13 @@ public sealed class CharTextEncoder : nn.Module
         word_count = Embedding(config.MaxWords + 1, d);
         null_slot = new Parameter(randn(1, 1, d) * 0.02);
         ln1 = LayerNorm(d);
-        qkv = Linear(d, 3 * d);
-        proj = Linear(d, d);
+        qkv = AutocastModules.Linear(d, 3 * d);
+        proj = AutocastModules.Linear(d, d);
         ln2 = LayerNorm(d);
-        fc1 = Linear(d, 2 * d);
-        fc2 = Linear(2 * d, d);
-        cond1 = Linear(d, d);
-        cond2 = Linear(d, d);
+        fc1 = AutocastModules.Linear(d, 2 * d);
+        fc2 = AutocastModules.Linear(2 * d, d);
+        cond1 = AutocastModules.Linear(d, d);
+        cond2 = AutocastModules.Linear(d, d);
         RegisterComponents();
     }
 
@@ -121,16 +122,16 @@ public sealed class CharTextEncoder : nn.Module
 public sealed class VarBlock : nn.Module
 {
     private readonly LayerNorm ln1;
-    private readonly Linear qkv;
-    private readonly Linear proj;
+    private readonly AutocastLinear qkv;
+    private readonly AutocastLinear proj;
     private readonly LayerNorm ln_cross;
-    private readonly Linear cross_q;
-    private readonly Linear cross_kv;
-    private readonly Linear cross_proj;
+    private readonly AutocastLinear cross_q;
+    private readonly AutocastLinear cross_kv;
+    private readonly AutocastLinear cross_proj;
     private readonly LayerNorm ln2;
-    private readonly Linear fc1;
-    private readonly Linear fc2;
-    private readonly Linear ada;
+    private readonly AutocastLinear fc1;
+    private readonly AutocastLinear fc2;
+    private readonly AutocastLinear ada;
     private readonly int _dim;
     private readonly int _heads;
 
@@ -141,16 +142,16 @@ public sealed class VarBlock : nn.Module
         _dim = d;
         _heads = config.Heads;
         ln1 = LayerNorm(d, elementwise_affine: false);
-        qkv = Linear(d, 3 * d);
-        proj = Linear(d, d);
+        qkv = AutocastModules.Linear(d, 3 * d);
+        proj = AutocastModules.Linear(d, d);
         ln_cross = LayerNorm(d);
-        cross_q = Linear(d, d);
-        cross_kv = Linear(d, 2 * d);
-        cross_proj = Linear(d, d);
+        cross_q = AutocastModules.Linear(d, d);
+        cross_kv = AutocastModules.Linear(d, 2 * d);
+        cross_proj = AutocastModules.Linear(d, d);
         ln2 = LayerNorm(d, elementwise_affine: false);
-        fc1 = Linear(d, config.MlpRatio * d);
-        fc2 = Linear(config.MlpRatio * d, d);
-        ada = Linear(d, 6 * d);
+        fc1 = AutocastModules.Linear(d, config.MlpRatio * d);
+        fc2 = AutocastModules.Linear(config.MlpRatio * d, d);
+        ada = AutocastModules.Linear(d, 6 * d);
         using (no_grad())
         {
             ada.weight!.mul_(0.1);
@@ -201,14 +202,14 @@ public sealed class VarBlock : nn.Module
 public sealed class NextScaleTransformer : nn.Module
 {
     private readonly CharTextEncoder text;
-    private readonly Linear start;
-    private readonly Linear input_proj;
-    private readonly Linear pos_proj;
+    private readonly AutocastLinear start;
+    private readonly AutocastLinear input_proj;
+    private readonly AutocastLinear pos_proj;
     private readonly Embedding level;
     private readonly ModuleList<VarBlock> blocks;
     private readonly LayerNorm head_ln;
-    private readonly Linear head_ada;
-    private readonly Linear head;
+    private readonly AutocastLinear head_ada;
+    private readonly AutocastLinear head;
     private readonly GeneratorConfig _config;
     private readonly ScaleShape[] _scales;
     private readonly int[] _begin;
@@ -226,15 +227,15 @@ public sealed class NextScaleTransformer : nn.Module
         for (int i = 0; i < _scales.Length; i++) _begin[i + 1] = _begin[i] + _scales[i].Tokens;
         int d = config.Dim;
         text = new CharTextEncoder(config);
-        start = Linear(d, d);
-        input_proj = Linear(tokenizer.LatentChannels, d);
+        start = AutocastModules.Linear(d, d);
+        input_proj = AutocastModules.Linear(tokenizer.LatentChannels, d);
         int p = 2 + 4 * Frequencies;
-        pos_proj = Linear(p, d);
+        pos_proj = AutocastModules.Linear(p, d);
         level = Embedding(_scales.Length, d);
         blocks = new ModuleList<VarBlock>(Enumerable.Range(0, config.Depth).Select(_ => new VarBlock(config)).ToArray());
         head_ln = LayerNorm(d, elementwise_affine: false);
-        head_ada = Linear(d, 2 * d);
-        head = Linear(d, tokenizer.CodebookSize);
+        head_ada = AutocastModules.Linear(d, 2 * d);
+        head = AutocastModules.Float32Linear(d, tokenizer.CodebookSize);
         RegisterComponents();
         _coords = BuildCoordinates();
     }
@@ -275,7 +276,7 @@ public sealed class NextScaleTransformer : nn.Module
 
     /// <summary>Scaled dot-product attention with an optional additive mask; q/k/v are <c>[B, H, n, dh]</c>.</summary>
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? mask) =>
-        F.scaled_dot_product_attention(q, k, v, mask);
+        Autocast.Attention(q, k, v, mask);
 
     /// <summary>Encodes the text condition (null entries are unconditional).</summary>
     public TextCondition EncodeText(IReadOnlyList<string?> prompts, Device device) => text.Forward(prompts, device);

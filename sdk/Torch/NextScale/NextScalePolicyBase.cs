@@ -1,5 +1,7 @@
 using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
+using NextFlowRL.Torch.Devices;
+using NextFlowRL.Torch.Precision;
 using TorchSharp.Modules;
 
 namespace NextFlowRL.Torch.NextScale;
@@ -31,11 +33,18 @@ public abstract class NextScalePolicyBase<TCondition> : INextScalePolicy, ISampl
     /// <inheritdoc/>
     public abstract Device Device { get; }
 
+    /// <summary>
+    /// Precision of the matrix products of sampling and of the teacher-forced log-probs (the update): <c>Bf16</c> runs them
+    /// in bfloat16 through <see cref="Autocast"/>; log-softmax, sampling and the weights stay float32. Frozen copies keep it.
+    /// </summary>
+    public TorchPrecision Precision { get; set; } = TorchPrecision.Fp32;
+
     /// <inheritdoc/>
     public (TokenTrajectories Trajectories, IReadOnlyList<Tensor> LogProbs) Run(IReadOnlyList<string> prompts, IReadOnlyList<Tensor>? prefix,
         SamplingOptions options, SamplerSettings settings, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
+        using var precision = Autocast.Enter(Precision);
         return NextScaleSampler.Run(Network, prompts, prefix, options, settings, cancellationToken);
     }
 
@@ -57,6 +66,7 @@ public abstract class NextScalePolicyBase<TCondition> : INextScalePolicy, ISampl
     public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale)
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
+        using var precision = Autocast.Enter(Precision);
         return NextScaleSampler.LogProbs(Network, trajectories, firstScale, endScale, null);
     }
 
@@ -65,6 +75,7 @@ public abstract class NextScalePolicyBase<TCondition> : INextScalePolicy, ISampl
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(guidance);
+        using var precision = Autocast.Enter(Precision);
         return NextScaleSampler.LogProbs(Network, trajectories, firstScale, endScale, guidance);
     }
 
