@@ -3,9 +3,12 @@
 #   ./build.sh test            install missing native packages, build Release, run every test, print "N passed, N failed"
 #   ./build.sh run ARGS...     build Release and run nextflow-rl ARGS... (e.g. ./build.sh run train)
 #   ./build.sh deps            only install the native packages (Tesseract 5 + English data)
+# Environment: CONFIGURATION (default Release); TORCH_BACKEND (cpu, cuda-linux, cuda-windows; default cpu).
+# The PowerShell twin for Windows (and anywhere PowerShell 7 runs) is build.ps1; docs/gpu-and-windows.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 CONFIGURATION="${CONFIGURATION:-Release}"
+TORCH_BACKEND="${TORCH_BACKEND:-cpu}"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 log() { echo "build.sh: $*" >&2; }
@@ -29,7 +32,7 @@ deps() {
 }
 
 build() {
-  dotnet build NextFlowRL.sln -c "$CONFIGURATION" -nologo -clp:ErrorsOnly -v:quiet
+  dotnet build NextFlowRL.sln -c "$CONFIGURATION" -p:TorchBackend="$TORCH_BACKEND" -nologo -clp:ErrorsOnly -v:quiet
 }
 
 case "${1:-}" in
@@ -58,5 +61,5 @@ case "${1:-}" in
     exit "$status"
     ;;
   *)
-    sed -n '2,6p' "$0"; exit 2 ;;
+    sed -n '2,7p' "$0"; exit 2 ;;
 esac
