@@ -92,6 +92,9 @@ internal static class BenchPolicyCommand
                 trainFlopsPerSecond = result.TrainFlopsPerSecond,
                 trainPeakFraction = result.TrainFraction,
                 matmulFlopsPerSecond = result.MatmulFlopsPerSecond,
+                precision = ((policy as NextFlowRL.Torch.NextScale.ISamplerControl)?.Precision ?? NextFlowRL.Torch.Devices.TorchPrecision.Fp32).ToString().ToLowerInvariant(),
+                parityMaxDev = result.ParityMaxDev,
+                parityMeanDev = result.ParityMeanDev,
                 upstreamImagesPerSecond = up?.ImagesPerSecond,
                 upstreamTorch = up?.Torch,
                 oursOverUpstream = up is null ? (double?)null : result.CachedImagesPerSecond / up.ImagesPerSecond,
@@ -108,6 +111,7 @@ internal static class BenchPolicyCommand
             Console.WriteLine($"kv cache     speedup {F(result.Speedup)}x of the schedule's bound {F(result.PositionBound)}x = {F(result.BoundFraction)} (goal >= 0.8)");
             Console.WriteLine($"sampler      {F(result.SampleFlopsPerSecond / 1e9)} GFLOP/s = {F(100 * result.SampleFraction, "0.0")} % of the matmul peak");
             Console.WriteLine($"train step   {F(result.TrainStepSeconds * 1000, "0")} ms, {F(result.TrainFlopsPerSecond / 1e9)} GFLOP/s = {F(100 * result.TrainFraction, "0.0")} % of the matmul peak (goal >= 50 %)");
+            Console.WriteLine($"parity       sampler vs teacher-forced log-probs of the same tokens: max {result.ParityMaxDev:E2}, mean {result.ParityMeanDev:E2} nats per token (precision {report.precision})");
             Console.WriteLine($"matmul peak  {F(result.MatmulFlopsPerSecond / 1e9)} GFLOP/s ({MatmulPeak.Size}^3 float32, fastest of 5, same process)");
             if (up is not null)
                 Console.WriteLine($"upstream     {F(up.ImagesPerSecond, "0.000")} img/s (FoundationVision sampler, PyTorch {up.Torch}, same files, threads, batch, cfg, top-k/top-p); ours / upstream = {F(report.oursOverUpstream!.Value)}x (goal >= 1.0)");

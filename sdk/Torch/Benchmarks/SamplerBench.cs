@@ -14,8 +14,10 @@ namespace NextFlowRL.Torch.Benchmarks;
 /// <param name="MatmulFlopsPerSecond">Measured float32 matmul FLOP/s (<see cref="MatmulPeak"/>).</param>
 /// <param name="CachedPositions">Token positions run through the transformer per image with the cache (the sequence length).</param>
 /// <param name="RecomputePositions">Token positions per image without it (every scale re-runs its whole prefix).</param>
+/// <param name="ParityMaxDev">Largest per-token difference (nats) between the sampler's log-probs and the teacher-forced ones of the same tokens.</param>
+/// <param name="ParityMeanDev">Mean per-token difference of the same.</param>
 public sealed record SamplerBenchResult(int Batch, double CachedImagesPerSecond, double RecomputeImagesPerSecond, double TrainStepSeconds, double TrainFlops,
-    double SampleFlops, double MatmulFlopsPerSecond, long CachedPositions, long RecomputePositions)
+    double SampleFlops, double MatmulFlopsPerSecond, long CachedPositions, long RecomputePositions, double ParityMaxDev = double.NaN, double ParityMeanDev = double.NaN)
 {
     /// <summary>The largest speedup the cache can give on the linear layers: recompute positions / cached positions.</summary>
     public double PositionBound => (double)RecomputePositions / CachedPositions;
@@ -81,6 +83,7 @@ public static class SamplerBench
         }
         Step();
         double step = Enumerable.Range(0, repeats).Select(_ => Step()).Min();
+        var (maxDev, meanDev) = Parity(policy, control, rows, options);
         double peak = MatmulPeak.Measure();
         long cachedPositions = 0, recomputePositions = 0;
         foreach (var shape in policy.Schedule)
@@ -89,6 +92,29 @@ public static class SamplerBench
             recomputePositions += cachedPositions;
         }
         double branches = options.CfgScale > 0 ? 2 : 1;
-        return new SamplerBenchResult(batch, cached, full, step, 3 * control.ForwardFlops(batch), branches * control.ForwardFlops(batch), peak, cachedPositions, recomputePositions);
+        return new SamplerBenchResult(batch, cached, full, step, 3 * control.ForwardFlops(batch), branches * control.ForwardFlops(batch), peak, cachedPositions, recomputePositions, maxDev, meanDev);
+    }
+
+    /// <summary>
+    /// Rollout/update parity: the sampler's (KV-cache) log-probs of the tokens it drew against the teacher-forced
+    /// log-probs of the same tokens, the comparison the trainer's parity monitor makes every step. Float32 gives
+    /// rounding-level differences; <c>Precision=bf16</c> shows its cost here.
+    /// </summary>
+    private static (double Max, double Mean) Parity(INextScalePolicy policy, ISamplerControl control, string[] rows, SamplingOptions options)
+    {
+        using var scope = NewDisposeScope();
+        var (trajectories, sampled) = control.Run(rows, null, options, new SamplerSettings(RecordLogProbs: true));
+        using var _ = trajectories;
+        var forced = policy.LogProbs(trajectories, 0, policy.Schedule.Count);
+        double max = 0, sum = 0;
+        long count = 0;
+        for (int k = 0; k < sampled.Count; k++)
+        {
+            var d = (sampled[k] - forced[k]).abs().to(ScalarType.Float64);
+            max = Math.Max(max, d.max().item<double>());
+            sum += d.sum().item<double>();
+            count += d.numel();
+        }
+        return (max, count > 0 ? sum / count : double.NaN);
     }
 }

@@ -17,4 +17,7 @@ public interface ISamplerControl
     /// (linear layers, attention products and the head; element-wise work and the frozen tokenizer excluded).
     /// </summary>
     double ForwardFlops(int rows);
+
+    /// <summary>Precision of the sampler's and the log-probs' matrix products (<see cref="Precision.Autocast"/>).</summary>
+    Devices.TorchPrecision Precision { get; }
 }
