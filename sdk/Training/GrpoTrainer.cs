@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Memory;
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
@@ -41,6 +42,7 @@ public sealed class GrpoTrainer : IDisposable
     private readonly ILogger _logger;
     private readonly TorchSharp.Modules.AdamW _optimizer;
     private readonly IReadOnlyList<TorchSharp.Modules.Parameter> _parameters;
+    private readonly RssPeakSampler _rss;
 
     /// <summary>Creates a trainer. <paramref name="reference"/> must be given when <c>KlBeta &gt; 0</c>.</summary>
     /// <exception cref="ArgumentException">Invalid options or split scale (all problems listed).</exception>
@@ -69,6 +71,7 @@ public sealed class GrpoTrainer : IDisposable
         _parameters = policy.TrainableParameters();
         _optimizer = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, 1e-8, options.WeightDecay);
         _policy.SetTraining(false); // no dropout: the loss's distribution must equal the sampler's
+        _rss = new RssPeakSampler();
     }
 
     /// <summary>The VMR split scale m, or -1 for joint (vanilla) training.</summary>
@@ -120,6 +123,7 @@ public sealed class GrpoTrainer : IDisposable
         var sampling = new SamplingOptions { Seed = seed, CfgScale = _o.Rollout.CfgScale, TopK = _o.Rollout.TopK, TopP = _o.Rollout.TopP, Temperature = _o.Rollout.Temperature };
 
         using var scope = NewDisposeScope();
+        _rss.TakePeak();
 
         // 1. Rollouts: G per prompt; with VMR each prefix gets K continuations (the first is the sampled trajectory itself).
         //    A policy on the shared sampler also reports the sampler's own log-probs, for the parity monitor.
@@ -139,6 +143,7 @@ public sealed class GrpoTrainer : IDisposable
         var images = _policy.Decode(all);
         metrics["time_rollout"] = clock.Elapsed.TotalSeconds;
         if (recorded is not null) ParityMonitor(first, recorded, metrics);
+        metrics["rss_peak_rollout_mb"] = _rss.TakePeak() / 1e6;
 
         // 2. Rewards.
         var rewardClock = Stopwatch.StartNew();
@@ -148,13 +153,17 @@ public sealed class GrpoTrainer : IDisposable
         var R = _rewards.Combine(scores, _o.Aggregation, promptGroups, _o.AdvantageEpsilon);
         metrics["time_reward"] = rewardClock.Elapsed.TotalSeconds;
         AddRewardMetrics(metrics, scores, R);
+        metrics["rss_peak_reward_mb"] = _rss.TakePeak() / 1e6;
 
         // 3. Updates: the algorithm turns the pass into one plan per update; the old log-probs of every plan after the
         //    first are taken now, before any optimizer step of this pass.
         var updateClock = Stopwatch.StartNew();
         var finest = FinestMasks(images, scores);
         var plans = kinds.Select(kind => BuildPlan(kind, first, all, R, finest, promptGroups, P, G, K)).ToList();
+        var oldClock = Stopwatch.StartNew();
         var presetOld = plans.Select((plan, i) => i == 0 ? null : OldLogProbs(plan)).ToList();
+        metrics["time_update_old"] = oldClock.Elapsed.TotalSeconds;
+        foreach (var part in UpdateParts) metrics[part] = 0;
         for (int i = 0; i < plans.Count; i++)
         {
             string key = i == 0 ? "" : plans[i].Kind.ToString().ToLowerInvariant() + "/";
@@ -164,6 +173,7 @@ public sealed class GrpoTrainer : IDisposable
         metrics["updates"] = plans.Count;
         metrics["updates_per_image"] = plans.Count / (double)N;
         metrics["time_update"] = updateClock.Elapsed.TotalSeconds;
+        metrics["rss_peak_update_mb"] = _rss.TakePeak() / 1e6;
         metrics["time_step"] = clock.Elapsed.TotalSeconds;
         metrics["images_per_s"] = N / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         metrics["phase"] = (double)kinds[0];
@@ -175,6 +185,9 @@ public sealed class GrpoTrainer : IDisposable
         NextFlowRL.Torch.Memory.NativeHeap.Trim(); // the step's tensors are freed; hand their pages back before the next one
         return new StepResult { Step = s, Kind = kinds[0], Metrics = metrics, Samples = shown };
     }
+
+    /// <summary>The update's parts timed in every step's metrics (seconds, summed over the step's updates), beside <c>time_update_old</c>.</summary>
+    public static readonly string[] UpdateParts = ["time_update_reference", "time_update_forward", "time_update_loss", "time_update_backward", "time_update_optimizer"];
 
     /// <summary>Rows of the parity monitor: the sampler's log-probs are compared with teacher-forced ones on this many rows.</summary>
     public const int ParityRows = 4;
@@ -380,6 +393,7 @@ public sealed class GrpoTrainer : IDisposable
             // its detached log-probs are exactly those (the first inner step's ratio is exactly 1) without a separate pass.
             var old = presetOld ?? new Tensor[chunks.Count][];
             var reference = new List<Tensor[]>();
+            var partClock = Stopwatch.StartNew();
             if (_reference is not null)
             {
                 using (no_grad())
@@ -388,6 +402,7 @@ public sealed class GrpoTrainer : IDisposable
                         reference.Add(LossLogProbs(_reference, sub, firstScale, endScale).Select(x => x.detach()).ToArray());
                 }
             }
+            metrics["time_update_reference"] += partClock.Elapsed.TotalSeconds;
 
             // Statistics accumulate on the device and are read once per update (no host sync per scale and chunk):
             // sum of ratios, of squared ratios, active tokens, clipped tokens (all epochs); KL and token probability
@@ -404,7 +419,10 @@ public sealed class GrpoTrainer : IDisposable
                 {
                     using var inner = NewDisposeScope();
                     using var idx = tensor(chunks[c].Select(i => (long)i).ToArray(), device: device);
+                    partClock.Restart();
                     var logps = LossLogProbs(_policy, chunkRows[c], firstScale, endScale);
+                    metrics["time_update_forward"] += partClock.Elapsed.TotalSeconds;
+                    partClock.Restart();
                     if (epoch == 0 && presetOld is null) old[c] = logps.Select(x => x.detach().MoveToOuterDisposeScope()).ToArray();
                     var a = adv.index_select(0, idx).view(-1, 1, 1);
                     Tensor? numerator = null;
@@ -437,8 +455,11 @@ public sealed class GrpoTrainer : IDisposable
                         }
                     }
                     var loss = numerator! / denominator;
+                    metrics["time_update_loss"] += partClock.Elapsed.TotalSeconds;
+                    partClock.Restart();
                     loss.backward();
                     epochLossSum.add_(loss.detach().to(ScalarType.Float64));
+                    metrics["time_update_backward"] += partClock.Elapsed.TotalSeconds;
                 }
                 double epochLoss = epochLossSum.item<double>();
                 gradNorm = nn.utils.clip_grad_norm_(_parameters, _o.MaxGradNorm > 0 ? _o.MaxGradNorm : double.PositiveInfinity);
@@ -449,7 +470,9 @@ public sealed class GrpoTrainer : IDisposable
                     _optimizer.zero_grad();
                     continue;
                 }
+                partClock.Restart();
                 _optimizer.step();
+                metrics["time_update_optimizer"] += partClock.Elapsed.TotalSeconds;
                 lossSum += epochLoss;
             }
             using var onHost = stats.cpu();
@@ -544,7 +567,11 @@ public sealed class GrpoTrainer : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _optimizer.Dispose();
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        _rss.Dispose();
+    }
 }
 
 /// <summary>What a checkpoint records about the trainer besides weights and optimizer moments.</summary>

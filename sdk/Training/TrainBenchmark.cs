@@ -19,6 +19,12 @@ public sealed record TrainBenchmarkReport(
     long LiveTensorsStart,
     long LiveTensorsEnd)
 {
+    /// <summary>Largest resident size of each phase over the timed steps (<c>rss_peak_rollout_mb</c>, ..., sampled every 10 ms), in MB.</summary>
+    public IReadOnlyDictionary<string, double> PhasePeaks { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>Seconds per timed step of each part of the update (<c>time_update_old</c>, <see cref="GrpoTrainer.UpdateParts"/>).</summary>
+    public IReadOnlyDictionary<string, double> UpdateParts { get; init; } = new Dictionary<string, double>();
+
     /// <summary>Achieved FLOP/s of the update phase (estimated FLOPs / measured time).</summary>
     public double UpdateFlopsPerSecond => UpdateFlops / Math.Max(UpdateSeconds, 1e-12);
 
@@ -47,6 +53,8 @@ public static class TrainBenchmark
         double matmulFlops = NextFlowRL.Torch.Benchmarks.MatmulPeak.Measure();
         long parameters = policy.TrainableParameters().Sum(p => p.numel());
         double rollout = 0, reward = 0, update = 0, flops = 0;
+        var parts = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        var peaks = new SortedDictionary<string, double>(StringComparer.Ordinal);
         long rssStart = 0, liveStart = 0;
         for (int i = 0; i < steps; i++)
         {
@@ -65,6 +73,10 @@ public static class TrainBenchmark
             rollout += r.Metrics["time_rollout"];
             reward += r.Metrics["time_reward"];
             update += r.Metrics["time_update"];
+            foreach (var (k, v) in r.Metrics.Where(m => m.Key.StartsWith("time_update_", StringComparison.Ordinal)))
+                parts[k] = parts.GetValueOrDefault(k) + v;
+            foreach (var (k, v) in r.Metrics.Where(m => m.Key.StartsWith("rss_peak_", StringComparison.Ordinal)))
+                peaks[k] = Math.Max(peaks.GetValueOrDefault(k), v);
             double tokens = Tokens(policy.Schedule, r, o);
             double passes = 2 * (1 + (o.KlBeta > 0 ? 1 : 0)) + 6 * o.InnerEpochs;
             flops += passes * parameters * tokens;
@@ -73,7 +85,11 @@ public static class TrainBenchmark
         GC.Collect();
         int measured = steps > 1 ? steps - 1 : steps;
         return new TrainBenchmarkReport(measured, rollout / measured, reward / measured, update / measured, flops / measured,
-            matmulFlops, rssStart, Process.GetCurrentProcess().WorkingSet64, liveStart, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+            matmulFlops, rssStart, Process.GetCurrentProcess().WorkingSet64, liveStart, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount)
+        {
+            UpdateParts = parts.ToDictionary(p => p.Key, p => p.Value / measured),
+            PhasePeaks = peaks,
+        };
     }
 
     /// <summary>Token positions the update's passes process in one step (rows x tokens of the updated scales).</summary>

@@ -1,3 +1,4 @@
+using NextFlowRL.Torch.Memory;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -46,11 +47,11 @@ internal static class BenchPolicyCommand
             var sampling = policyOptions.Sampling(context, parse) with { Temperature = 1 };
             var name = parse.GetValue(policyOptions.Policy) ?? TrainingConfig.Bind(context.Configuration).Policy;
 
-            var rssBefore = Memory.ResetPeak();
+            var rssBefore = ResidentMemory.ResetPeak();
             var clock = Stopwatch.StartNew();
             using var policy = policyOptions.Load(context, parse);
             double loadSeconds = clock.Elapsed.TotalSeconds;
-            long peakGrowth = Memory.Peak() - rssBefore;
+            long peakGrowth = ResidentMemory.Peak() - rssBefore;
             long weightBytes = WeightFiles(context, name, parse.GetValue(policyOptions.Checkpoint)).Sum(f => new FileInfo(f).Length);
 
             SamplerBenchResult result;
@@ -183,35 +184,5 @@ internal static class BenchPolicyCommand
         {
             throw new InvalidDataException($"the upstream timing script printed no result line ({e.Message}): '{line}'");
         }
-    }
-}
-
-/// <summary>Resident memory of this process (Linux: /proc/self; elsewhere the runtime's working-set figures).</summary>
-internal static class Memory
-{
-    /// <summary>Resets the peak (Linux: clear_refs 5) and returns the current resident bytes.</summary>
-    public static long ResetPeak()
-    {
-        GC.Collect();
-        if (OperatingSystem.IsLinux())
-        {
-            try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            return Status("VmRSS") ?? Environment.WorkingSet;
-        }
-        return Environment.WorkingSet;
-    }
-
-    /// <summary>Peak resident bytes since the last reset.</summary>
-    public static long Peak() => OperatingSystem.IsLinux() ? Status("VmHWM") ?? Process.GetCurrentProcess().PeakWorkingSet64 : Process.GetCurrentProcess().PeakWorkingSet64;
-
-    private static long? Status(string key)
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-        {
-            if (!line.StartsWith(key + ":", StringComparison.Ordinal)) continue;
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
-        }
-        return null;
     }
 }

@@ -33,10 +33,14 @@ internal static class BenchTrainCommand
             Console.Out.WriteLine($"rollout s/step    {F(report.RolloutSeconds)}");
             Console.Out.WriteLine($"reward s/step     {F(report.RewardSeconds)}");
             Console.Out.WriteLine($"update s/step     {F(report.UpdateSeconds)}");
+            foreach (var (part, seconds) in report.UpdateParts)
+                Console.Out.WriteLine($"  {part["time_update_".Length..],-15} {F(seconds)}");
             Console.Out.WriteLine($"update GFLOP/s    {F(report.UpdateFlopsPerSecond / 1e9, "0.00")} (estimated {F(report.UpdateFlops / 1e9, "0.00")} GFLOP per update)");
             Console.Out.WriteLine($"matmul GFLOP/s    {F(report.MatmulFlopsPerSecond / 1e9, "0.00")} (1024^3 float32, fastest of 5, same process: NextFlowRL.Torch.Benchmarks.MatmulPeak)");
             Console.Out.WriteLine($"update / matmul   {F(report.Fraction)}");
-            Console.Out.WriteLine($"rss MB            {report.RssStartBytes / 1e6:0} -> {report.RssEndBytes / 1e6:0}");
+            Console.Out.WriteLine($"rss MB            {report.RssStartBytes / 1e6:0} -> {report.RssEndBytes / 1e6:0} at step ends");
+            foreach (var (phase, mb) in report.PhasePeaks)
+                Console.Out.WriteLine($"  peak {phase["rss_peak_".Length..^"_mb".Length],-10} {mb:0} MB (sampled every 10 ms)");
             Console.Out.WriteLine($"live tensors      {report.LiveTensorsStart} -> {report.LiveTensorsEnd}");
             return Cli.Ok;
         });

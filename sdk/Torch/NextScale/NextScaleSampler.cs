@@ -42,7 +42,10 @@ public static class NextScaleSampler
     public static Tensor Guide(Tensor cond, Tensor uncond, double cfg, int k, int scales)
     {
         double t = scales > 1 ? cfg * k / (scales - 1) : 0;
-        return (1 + t) * cond - t * uncond;
+        // (1 + t) * cond - t * uncond, with the same operations in the same order, one full-size temporary fewer.
+        var guided = cond.mul(1 + t);
+        using var scaled = uncond.mul(t);
+        return guided.sub_(scaled);
     }
 
     /// <summary>Draws one token per site from logits <c>[B, n, V]</c> after temperature, then top-k, then top-p.</summary>
@@ -52,11 +55,24 @@ public static class NextScaleSampler
         ArgumentNullException.ThrowIfNull(options);
         using var scope = NewDisposeScope();
         long v = logits.shape[^1];
-        var l = options.Temperature == 1.0 ? logits : logits / options.Temperature;
+        // Full-size temporaries are freed as soon as the next one exists (the sampler's peak memory is here, at the
+        // finest scale); the operations and their order are those of the plain formulation, so the draws are too.
+        bool owned = options.Temperature != 1.0;
+        var l = owned ? logits / options.Temperature : logits;
         if (options.TopK > 0 && options.TopK < v)
         {
-            var kth = l.topk(options.TopK, dim: -1).values.narrow(-1, options.TopK - 1, 1);
-            l = l.masked_fill(l < kth, double.NegativeInfinity);
+            using var top = l.topk(options.TopK, dim: -1).values;
+            using var kth = top.narrow(-1, options.TopK - 1, 1);
+            using var below = l < kth;
+            if (owned)
+            {
+                l.masked_fill_(below, double.NegativeInfinity);
+            }
+            else
+            {
+                l = l.masked_fill(below, double.NegativeInfinity);
+                owned = true;
+            }
         }
         if (options.TopP < 1.0)
         {
@@ -67,6 +83,7 @@ public static class NextScaleSampler
             l = full_like(l, double.NegativeInfinity).scatter(-1, order, sorted);
         }
         var p = l.softmax(-1).reshape(-1, v);
+        if (owned) l.Dispose();
         return multinomial(p, 1, replacement: true, generator: generator).view(logits.shape[0], logits.shape[1]).MoveToOuterDisposeScope();
     }
 
