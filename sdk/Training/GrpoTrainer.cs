@@ -186,6 +186,13 @@ public sealed class GrpoTrainer : IDisposable
         return new StepResult { Step = s, Kind = kinds[0], Metrics = metrics, Samples = shown };
     }
 
+    /// <summary>
+    /// Whether a step metric measures the machine (wall times, throughput, resident memory) rather than the run: these
+    /// differ between two runs with the same seed; every other metric is reproducible.
+    /// </summary>
+    public static bool IsMachineMetric(string key) =>
+        key.StartsWith("time_", StringComparison.Ordinal) || key.StartsWith("rss_", StringComparison.Ordinal) || key == "images_per_s";
+
     /// <summary>The update's parts timed in every step's metrics (seconds, summed over the step's updates), beside <c>time_update_old</c>.</summary>
     public static readonly string[] UpdateParts = ["time_update_reference", "time_update_forward", "time_update_loss", "time_update_backward", "time_update_optimizer"];
 

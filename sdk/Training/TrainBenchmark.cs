@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
+using NextFlowRL.Torch.NextScale;
 using static TorchSharp.torch;
 
 namespace NextFlowRL.Training;
@@ -34,9 +35,7 @@ public sealed record TrainBenchmarkReport(
 
 /// <summary>
 /// Times the phases of training steps and relates the update's throughput to the machine's dense matmul throughput,
-/// measured in the same process. Update FLOPs are estimated as <c>2 * params * tokens</c> per forward pass and
-/// <c>6 * params * tokens</c> per forward + backward pass (the usual dense-transformer estimate): the update runs one
-/// no-grad pass for the old log-probs, one for the reference (when beta &gt; 0) and one forward + backward per inner epoch.
+/// measured in the same process (FLOPs: see <see cref="UpdateFlops"/>).
 /// </summary>
 public static class TrainBenchmark
 {
@@ -77,9 +76,7 @@ public static class TrainBenchmark
                 parts[k] = parts.GetValueOrDefault(k) + v;
             foreach (var (k, v) in r.Metrics.Where(m => m.Key.StartsWith("rss_peak_", StringComparison.Ordinal)))
                 peaks[k] = Math.Max(peaks.GetValueOrDefault(k), v);
-            double tokens = Tokens(policy.Schedule, r, o);
-            double passes = 2 * (1 + (o.KlBeta > 0 ? 1 : 0)) + 6 * o.InnerEpochs;
-            flops += passes * parameters * tokens;
+            flops += UpdateFlops(policy, parameters, r, o);
             onStep?.Invoke(i, r);
         }
         GC.Collect();
@@ -92,16 +89,33 @@ public static class TrainBenchmark
         };
     }
 
-    /// <summary>Token positions the update's passes process in one step (rows x tokens of the updated scales).</summary>
-    private static double Tokens(ScaleSchedule schedule, StepResult r, TrainerOptions o)
+    /// <summary>
+    /// Matmul FLOPs of one step's updates. Every update of the pass counts (a prefix update, and on suffix turns the
+    /// suffix update too): per row and token position, one forward for the old log-probs of a later update, one for the
+    /// reference (KL), and forward + backward (3 forwards) per inner epoch. A policy on the shared sampler states its
+    /// forward FLOPs (linear layers, attention products, head: <see cref="ISamplerControl.ForwardFlops"/>), spread
+    /// evenly over the sequence's positions; otherwise <c>2 * parameters</c> per position.
+    /// </summary>
+    private static double UpdateFlops(INextScalePolicy policy, long parameters, StepResult r, TrainerOptions o)
     {
+        var schedule = policy.Schedule;
+        double perPosition = policy is ISamplerControl control ? control.ForwardFlops(1) / schedule.TotalTokens : 2.0 * parameters;
         int G = o.GroupSize, P = o.PromptsPerStep, K = o.Vmr.Schedule == AlternationSchedule.Joint ? 1 : o.Vmr.Continuations;
         int split = o.Vmr.Schedule == AlternationSchedule.Joint ? 0 : Alternation.ResolveSplit(o.Vmr, schedule);
-        return r.Kind switch
+        var kinds = new List<UpdateKind> { r.Kind };
+        if (r.Metrics.ContainsKey("suffix/loss")) kinds.Add(UpdateKind.Suffix);
+        double total = 0;
+        for (int i = 0; i < kinds.Count; i++)
         {
-            UpdateKind.Prefix => (double)P * G * schedule.Take(split).Sum(s => s.Tokens),
-            UpdateKind.Suffix => (double)P * G * K * schedule.TotalTokens, // teacher forcing of the suffix runs over the whole sequence
-            _ => (double)P * G * schedule.TotalTokens,
-        };
+            double positions = kinds[i] switch
+            {
+                UpdateKind.Prefix => (double)P * G * schedule.Take(split).Sum(s => s.Tokens),
+                UpdateKind.Suffix => (double)P * G * K * schedule.TotalTokens, // teacher forcing of the suffix runs over the whole sequence
+                _ => (double)P * G * schedule.TotalTokens,
+            };
+            double passes = (i > 0 ? 1 : 0) + (o.KlBeta > 0 ? 1 : 0) + 3 * o.InnerEpochs;
+            total += passes * positions * perPosition;
+        }
+        return total;
     }
 }

@@ -268,7 +268,7 @@ public sealed class TrainerTests : IDisposable
         Assert.Equal(4, a.Count);
         Assert.Equal(4, b.Count);
         for (int i = 0; i < 4; i++)
-            foreach (var key in a[i].Keys.Where(k => !k.StartsWith("time_", StringComparison.Ordinal) && k != "images_per_s"))
+            foreach (var key in a[i].Keys.Where(k => !GrpoTrainer.IsMachineMetric(k)))
                 Assert.True(a[i][key].Equals(b[i][key]), $"step {i + 1} {key}: {a[i][key]} vs {b[i][key]}");
     }
 
