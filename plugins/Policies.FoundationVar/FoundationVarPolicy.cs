@@ -177,6 +177,9 @@ public sealed class FoundationVarPolicy : NextScalePolicyBase<Tensor>, INextScal
     }
 
     /// <inheritdoc/>
+    public override nn.Module AdaptableModule => _var;
+
+    /// <inheritdoc/>
     public override IReadOnlyList<Parameter> TrainableParameters() => _var.parameters().Where(p => p.requires_grad).ToArray();
 
     /// <inheritdoc/>

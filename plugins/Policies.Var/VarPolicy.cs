@@ -90,6 +90,9 @@ public sealed class VarPolicy : NextScalePolicyBase<TextCondition>
     }
 
     /// <inheritdoc/>
+    public override nn.Module AdaptableModule => _model.Generator;
+
+    /// <inheritdoc/>
     public override IReadOnlyList<Parameter> TrainableParameters() => _model.Generator.parameters().Where(p => p.requires_grad).ToArray();
 
     /// <inheritdoc/>

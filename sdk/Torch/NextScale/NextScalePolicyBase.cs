@@ -13,8 +13,11 @@ namespace NextFlowRL.Torch.NextScale;
 /// from it, so the trainer sees one implementation of everything it relies on.
 /// </summary>
 /// <typeparam name="TCondition">The backbone's encoded condition of a batch.</typeparam>
-public abstract class NextScalePolicyBase<TCondition> : INextScalePolicy, ISamplerControl
+public abstract class NextScalePolicyBase<TCondition> : INextScalePolicy, ISamplerControl, Adapters.IAdaptablePolicy
 {
+    /// <inheritdoc/>
+    public abstract nn.Module AdaptableModule { get; }
+
     /// <summary>The backbone as the shared machinery sees it.</summary>
     protected abstract INextScaleNetwork<TCondition> Network { get; }
 

@@ -115,9 +115,18 @@ public sealed class AutocastLinear : nn.Module<Tensor, Tensor>
     /// </summary>
     public bool KeepFloat32 { get; init; }
 
+    /// <summary>The LoRA adapter attached by <see cref="Adapters.LoraSet.Attach"/>, or null.</summary>
+    public Adapters.LoraAdapter? Adapter { get; internal set; }
+
     /// <inheritdoc/>
-    public override Tensor forward(Tensor input) =>
-        KeepFloat32 ? nn.functional.linear(input, weight, bias) : Autocast.Linear(input, weight, bias);
+    public override Tensor forward(Tensor input)
+    {
+        var y = KeepFloat32 ? nn.functional.linear(input, weight, bias) : Autocast.Linear(input, weight, bias);
+        if (Adapter is null || !Adapters.LoraSet.Active) return y;
+        using var delta = Adapter.Delta(input);
+        using var plain = y;
+        return plain.add(delta);
+    }
 }
 
 /// <summary>Factory in the style of <c>torch.nn</c>: <c>AutocastModules.Linear(in, out)</c> where models wrote <c>Linear(in, out)</c>.</summary>
