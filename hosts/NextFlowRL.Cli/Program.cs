@@ -17,6 +17,7 @@ catch (ConfigurationException e)
 
 // Before the first tensor: glibc arenas sized for libtorch (peak memory; see NextFlowRL.Torch.Memory.NativeHeap).
 NextFlowRL.Torch.Memory.NativeHeap.Configure();
+NextFlowRL.Torch.Determinism.NativeNumerics.Configure(); // MKL_CBWR: the same bits in every process
 using var context = new CliContext(globals);
 using var cancellation = new CancellationTokenSource();
 // Ctrl-C (SIGINT) or SIGTERM: stop gracefully (training writes a checkpoint); a second signal terminates at once.

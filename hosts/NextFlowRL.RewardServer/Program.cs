@@ -3,6 +3,7 @@ using NextFlowRL.Hosting;
 using NextFlowRL.RewardServer;
 
 NextFlowRL.Torch.Memory.NativeHeap.Configure(); // before the first tensor (CLIP/HPS rewards)
+NextFlowRL.Torch.Determinism.NativeNumerics.Configure(); // MKL_CBWR: the same bits in every process
 return await RewardServerProgram.RunAsync(args);
 
 namespace NextFlowRL.RewardServer

@@ -44,9 +44,13 @@ public sealed class GrpoTrainer : IDisposable
     private readonly IReadOnlyList<TorchSharp.Modules.Parameter> _parameters;
     private readonly RssPeakSampler _rss;
 
-    /// <summary>Creates a trainer. <paramref name="reference"/> must be given when <c>KlBeta &gt; 0</c>.</summary>
+    /// <summary>
+    /// Creates a trainer. <paramref name="reference"/> must be given when <c>KlBeta &gt; 0</c>. <paramref name="trainable"/>
+    /// replaces the policy's own trainable parameters (LoRA: the adapters).
+    /// </summary>
     /// <exception cref="ArgumentException">Invalid options or split scale (all problems listed).</exception>
-    public GrpoTrainer(TrainerOptions options, INextScalePolicy policy, INextScalePolicy? reference, RewardEnsemble rewards, PromptSet prompts, ILogger logger)
+    public GrpoTrainer(TrainerOptions options, INextScalePolicy policy, INextScalePolicy? reference, RewardEnsemble rewards, PromptSet prompts, ILogger logger,
+        IReadOnlyList<TorchSharp.Modules.Parameter>? trainable = null)
     {
         _o = options ?? throw new ArgumentNullException(nameof(options));
         var errors = options.Validate();
@@ -68,7 +72,8 @@ public sealed class GrpoTrainer : IDisposable
         _logger = logger;
         Split = options.Vmr.Schedule == AlternationSchedule.Joint ? -1 : Alternation.ResolveSplit(options.Vmr, policy.Schedule);
         CoarsePrefixSteps = Alternation.CoarsePrefixSteps(options.Vmr, options.Steps);
-        _parameters = policy.TrainableParameters();
+        _parameters = trainable ?? policy.TrainableParameters();
+        if (_parameters.Count == 0) throw new ArgumentException($"policy '{policy.Name}' has no trainable parameters", nameof(policy));
         _optimizer = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, 1e-8, options.WeightDecay);
         _policy.SetTraining(false); // no dropout: the loss's distribution must equal the sampler's
         _rss = new RssPeakSampler();

@@ -84,6 +84,23 @@ public sealed class RewardSpec
     public double TimeoutSeconds { get; set; } = 300;
 }
 
+/// <summary>LoRA options (section <c>Train:Lora</c>).</summary>
+public sealed class LoraOptions
+{
+    /// <summary>Adapter rank; 0 = full fine-tuning (default).</summary>
+    public int Rank { get; set; }
+
+    /// <summary>The adapters' scale is <c>Alpha / Rank</c>.</summary>
+    public double Alpha { get; set; } = 16;
+
+    /// <summary>
+    /// Module-path patterns of the adapted linear layers: a plain name matches the last segment (<c>qkv</c>), a pattern
+    /// with <c>.</c> or <c>*</c> the whole path (<c>blocks.*.fc1</c>); empty = the attention and MLP projections
+    /// (<c>NextFlowRL.Torch.Adapters.LoraSet.DefaultTargets</c>).
+    /// </summary>
+    public List<string> Targets { get; set; } = [];
+}
+
 /// <summary>VMR: value as middle return.</summary>
 public sealed class VmrOptions
 {
@@ -246,6 +263,9 @@ public sealed class TrainerOptions
     /// <summary>VMR settings.</summary>
     public VmrOptions Vmr { get; set; } = new();
 
+    /// <summary>LoRA adapters instead of full fine-tuning (<c>Train:Lora:Rank</c> &gt; 0).</summary>
+    public LoraOptions Lora { get; set; } = new();
+
     /// <summary>Mask propagation settings.</summary>
     public MaskOptions Mask { get; set; } = new();
 
@@ -301,6 +321,8 @@ public sealed class TrainerOptions
         Check(GroupSize >= 2, $"Train:GroupSize must be >= 2 (a group z-score needs two samples), got {GroupSize}");
         Check(InnerEpochs >= 1, $"Train:InnerEpochs must be >= 1, got {InnerEpochs}");
         Check(MicroBatch >= 1, $"Train:MicroBatch must be >= 1, got {MicroBatch}");
+        Check(Lora.Rank >= 0, $"Train:Lora:Rank must be >= 0 (0 = full fine-tuning), got {Lora.Rank}");
+        Check(Lora.Alpha > 0 && double.IsFinite(Lora.Alpha), $"Train:Lora:Alpha must be > 0, got {Lora.Alpha}");
         Check(LearningRate > 0 && double.IsFinite(LearningRate), $"Train:LearningRate must be > 0, got {LearningRate}");
         Check(Beta1 is >= 0 and < 1, $"Train:Beta1 must be in [0, 1), got {Beta1}");
         Check(Beta2 is >= 0 and < 1, $"Train:Beta2 must be in [0, 1), got {Beta2}");

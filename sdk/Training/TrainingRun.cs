@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
+using NextFlowRL.Torch.Adapters;
 
 namespace NextFlowRL.Training;
 
@@ -85,13 +86,20 @@ public static class TrainingRun
         var rewards = new RewardEnsemble(o.Rewards.Select(r => (r, request.ResolveReward(r.Name))).ToList(), request.Logger);
 
         request.OnStatus?.Invoke(resumeFrom is null ? $"loading policy '{o.Policy}'" : $"resuming from {resumeFrom}");
-        using var policy = request.PolicyProvider.Load(resumeFrom is null ? o.Checkpoint : Path.Combine(resumeFrom, "policy"));
+        bool useLora = o.Lora.Rank > 0;
+        // LoRA checkpoints hold the adapters only: the policy is always the base checkpoint, the adapters come on top.
+        using var policy = request.PolicyProvider.Load(resumeFrom is null || useLora ? o.Checkpoint : Path.Combine(resumeFrom, "policy"));
+        using var lora = useLora ? AttachLora(policy, o, resumeFrom) : null;
         INextScalePolicy? reference = null;
         try
         {
             if (o.KlBeta > 0)
             {
-                if (resumeFrom is null)
+                if (lora is not null)
+                {
+                    reference = new AdaptersOffPolicy(policy);
+                }
+                else if (resumeFrom is null)
                 {
                     reference = policy.CreateFrozenCopy();
                 }
@@ -101,7 +109,7 @@ public static class TrainingRun
                     reference = loaded.CreateFrozenCopy();
                 }
             }
-            using var trainer = new GrpoTrainer(o, policy, reference, rewards, prompts, request.Logger);
+            using var trainer = new GrpoTrainer(o, policy, reference, rewards, prompts, request.Logger, lora?.Parameters());
             if (resumeFrom is not null) trainer.LoadState(resumeFrom);
             folder.LoadMetrics(trainer.Step);
 
@@ -128,7 +136,7 @@ public static class TrainingRun
                         folder.WriteGrid($"step-{done:D6}", result.Samples);
                     if (o.CheckpointEvery > 0 && done % o.CheckpointEvery == 0 && done < o.Steps)
                     {
-                        checkpoints.Save(done, policy, reference, trainer);
+                        checkpoints.Save(done, policy, reference, trainer, lora);
                         lastSaved = done;
                     }
                     request.OnStep?.Invoke(result);
@@ -139,7 +147,7 @@ public static class TrainingRun
                 cancelled = true;
             }
             if (trainer.Step != lastSaved || checkpoints.Latest() is null)
-                checkpoints.Save(trainer.Step, policy, reference, trainer);
+                checkpoints.Save(trainer.Step, policy, reference, trainer, lora);
             folder.WriteCurves(PlottedMetrics);
             if (cancelled)
                 return new TrainingSummary(folder.Directory, trainer.Step, before, null, clock.Elapsed, true);
@@ -217,6 +225,65 @@ public static class TrainingRun
         folder.WriteGrid($"eval-{when}", shown);
         return (report.Metrics, report.Set);
     }
+
+    /// <summary>Attaches the run's adapters to <paramref name="policy"/> (a resumed run: with the checkpoint's weights).</summary>
+    /// <exception cref="InvalidDataException">The policy takes no adapters, the targets match nothing, or the checkpoint's adapters do not fit.</exception>
+    public static LoraSet AttachLora(INextScalePolicy policy, TrainerOptions o, string? checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(o);
+        if (policy is not IAdaptablePolicy adaptable)
+            throw new InvalidDataException($"Train:Lora:Rank={o.Lora.Rank}, but policy '{policy.Name}' takes no LoRA adapters (its layers are not NextFlowRL.Torch.Precision.AutocastLinear)");
+        LoraSet lora;
+        try
+        {
+            lora = LoraSet.Attach(adaptable.AdaptableModule, o.Lora.Rank, o.Lora.Alpha, o.Lora.Targets.Count > 0 ? o.Lora.Targets : null, seed: Seeds.Mix(o.Seed, -7));
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException(e.Message, e);
+        }
+        if (checkpoint is null) return lora;
+        try
+        {
+            lora.Load(Path.Combine(checkpoint, LoraFiles.Adapters));
+            return lora;
+        }
+        catch
+        {
+            lora.Dispose();
+            throw;
+        }
+    }
+}
+
+/// <summary>The files of a LoRA checkpoint.</summary>
+public static class LoraFiles
+{
+    /// <summary>The adapters (safetensors: <c>&lt;layer&gt;.lora_A</c>, <c>&lt;layer&gt;.lora_B</c>).</summary>
+    public const string Adapters = "adapters.safetensors";
+
+    /// <summary>Rank, alpha and the adapted layers (JSON), read by resume and by <c>nextflow-rl policy merge</c>.</summary>
+    public const string Description = "adapters.json";
+
+    /// <summary>What <see cref="Description"/> holds.</summary>
+    public sealed record Info(int Rank, double Alpha, IReadOnlyList<string> Layers);
+
+    /// <summary>Reads <see cref="Description"/> from a checkpoint directory.</summary>
+    /// <exception cref="InvalidDataException">The file is missing or malformed.</exception>
+    public static Info Read(string directory)
+    {
+        var path = Path.Combine(directory, Description);
+        if (!File.Exists(path)) throw new InvalidDataException($"{directory} is not a LoRA checkpoint ({Description} missing)");
+        try
+        {
+            return JsonSerializer.Deserialize<Info>(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path} is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
+    }
 }
 
 /// <summary>
@@ -246,7 +313,7 @@ public sealed class CheckpointStore
     }
 
     /// <summary>Writes a checkpoint atomically and prunes old ones.</summary>
-    public string Save(int step, INextScalePolicy policy, INextScalePolicy? reference, GrpoTrainer trainer)
+    public string Save(int step, INextScalePolicy policy, INextScalePolicy? reference, GrpoTrainer trainer, LoraSet? lora = null)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(trainer);
@@ -254,8 +321,18 @@ public sealed class CheckpointStore
         var name = $"step-{step:D6}";
         var final = Path.Combine(_root, name);
         var tmp = Path.Combine(_root, $".{name}.{Guid.NewGuid().ToString("N")[..8]}.tmp");
-        policy.Save(Path.Combine(tmp, "policy"));
-        reference?.Save(Path.Combine(tmp, "reference"));
+        if (lora is null)
+        {
+            policy.Save(Path.Combine(tmp, "policy"));
+            reference?.Save(Path.Combine(tmp, "reference"));
+        }
+        else
+        {
+            // Adapters only; the base checkpoint stays where Train:Checkpoint names it (config.json of the run).
+            Directory.CreateDirectory(tmp);
+            lora.Save(Path.Combine(tmp, LoraFiles.Adapters));
+            AtomicFile.WriteAllText(Path.Combine(tmp, LoraFiles.Description), JsonSerializer.Serialize(new LoraFiles.Info(lora.Rank, lora.Alpha, lora.Layers)));
+        }
         trainer.SaveState(tmp);
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
         Directory.Move(tmp, final);

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace NextFlowRL.Cli.Commands;
 
 /// <summary>
-/// <c>nextflow-rl policy encode|decode|logprobs|convert</c>: the tools of a person porting or checking a backbone, for
+/// <c>nextflow-rl policy encode|decode|logprobs|convert|merge</c>: the tools of a person porting or checking a backbone, for
 /// every policy. Token files: <c>{"schedule": [[h, w], ...], "rows": [{"prompt": "...", "scales": [[ints], ...]}]}</c>.
 /// </summary>
 internal static class PolicyCommand
@@ -21,6 +21,7 @@ internal static class PolicyCommand
         command.Subcommands.Add(Decode(context));
         command.Subcommands.Add(LogProbs(context));
         command.Subcommands.Add(Convert(context));
+        command.Subcommands.Add(Merge(context));
         return command;
     }
 
@@ -168,6 +169,45 @@ internal static class PolicyCommand
             var dir = parse.GetValue(outDir)!;
             policy.Save(dir);
             Console.Error.WriteLine($"nextflow-rl: wrote {policy.Name} ({policy.Info.Model}, {policy.Info.Parameters:N0} parameters) to {Path.GetFullPath(dir)}");
+            return Task.FromResult(Cli.Ok);
+        });
+        return command;
+    }
+
+    private static Command Merge(CliContext context)
+    {
+        var adapters = new Option<string>("--adapters") { Description = "A LoRA checkpoint directory of a run (checkpoints/step-N with adapters.safetensors and adapters.json).", Required = true };
+        var outDir = new Option<string>("--out") { Description = "Checkpoint directory to write: the base with the adapters folded into its weights.", Required = true };
+        var command = new Command("merge", "Fold a LoRA run's adapters into the base policy and write a full checkpoint (--checkpoint: the run's base, default the policy's default).") { adapters, outDir };
+        var o = PolicyArgs(command);
+        command.SetAction((parse, ct) =>
+        {
+            var dir = parse.GetValue(adapters)!;
+            NextFlowRL.Training.LoraFiles.Info info;
+            try
+            {
+                info = NextFlowRL.Training.LoraFiles.Read(dir);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new CliUsageException(e.Message);
+            }
+            using var policy = Load(context, parse, o);
+            if (policy is not NextFlowRL.Torch.Adapters.IAdaptablePolicy adaptable)
+                throw new CliUsageException($"policy '{policy.Name}' takes no LoRA adapters");
+            try
+            {
+                var lora = NextFlowRL.Torch.Adapters.LoraSet.Attach(adaptable.AdaptableModule, info.Rank, info.Alpha, info.Layers);
+                lora.Load(Path.Combine(dir, NextFlowRL.Training.LoraFiles.Adapters));
+                lora.Merge();
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException)
+            {
+                throw new CliUsageException($"{dir}: {e.Message}");
+            }
+            var target = parse.GetValue(outDir)!;
+            policy.Save(target);
+            Console.Error.WriteLine($"nextflow-rl: merged {info.Layers.Count} adapters (rank {info.Rank}, alpha {info.Alpha}) into {policy.Name}; wrote {Path.GetFullPath(target)}");
             return Task.FromResult(Cli.Ok);
         });
         return command;

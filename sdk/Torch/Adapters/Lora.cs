@@ -1,3 +1,4 @@
+using NextFlowRL.Policies;
 using NextFlowRL.Torch.Checkpoints;
 using NextFlowRL.Torch.Precision;
 using TorchSharp.Modules;
@@ -13,16 +14,20 @@ public interface IAdaptablePolicy
 
 /// <summary>
 /// A low-rank adapter on one <see cref="AutocastLinear"/>: <c>y = W x + b + (alpha / r) B (A x)</c>. <c>A</c> starts
-/// Kaiming-uniform and <c>B</c> at zero, so an attached adapter changes nothing until it is trained.
+/// Kaiming-uniform (seeded) and <c>B</c> at zero, so an attached adapter changes nothing until it is trained.
 /// </summary>
 public sealed class LoraAdapter : IDisposable
 {
-    internal LoraAdapter(long inputSize, long outputSize, int rank, double alpha, Device device)
+    internal LoraAdapter(long inputSize, long outputSize, int rank, double alpha, Device device, Generator generator)
     {
         Rank = rank;
         Alpha = alpha;
-        A = new Parameter(empty(rank, inputSize, device: device));
-        nn.init.kaiming_uniform_(A, a: Math.Sqrt(5));
+        // Kaiming-uniform with a = sqrt(5) (nn.Linear's and PEFT's choice) is U(-1/sqrt(in), 1/sqrt(in)); drawn from the
+        // run's own generator so that the same seed gives the same adapters in every process.
+        double bound = 1.0 / Math.Sqrt(Math.Max(1, inputSize));
+        using var u = rand([rank, inputSize], generator: generator);
+        using var init = u.mul(2 * bound).sub(bound);
+        A = new Parameter(init.to(device));
         B = new Parameter(zeros(outputSize, rank, device: device));
     }
 
@@ -127,22 +132,24 @@ public sealed class LoraSet : IDisposable
     /// <summary>
     /// Attaches rank-<paramref name="rank"/> adapters to every <see cref="AutocastLinear"/> of <paramref name="module"/>
     /// whose path matches <paramref name="targets"/> (null: <see cref="DefaultTargets"/>) and freezes all of the module's
-    /// own parameters.
+    /// own parameters. <c>A</c> is drawn from a generator seeded with <paramref name="seed"/> (layers in module order),
+    /// <c>B</c> is zero.
     /// </summary>
     /// <exception cref="ArgumentException">A bad rank or alpha, no matching layer, or a layer that already has an adapter.</exception>
-    public static LoraSet Attach(nn.Module module, int rank, double alpha, IReadOnlyList<string>? targets = null)
+    public static LoraSet Attach(nn.Module module, int rank, double alpha, IReadOnlyList<string>? targets = null, long seed = 0)
     {
         ArgumentNullException.ThrowIfNull(module);
         if (rank < 1) throw new ArgumentException($"Lora:Rank must be >= 1, got {rank}", nameof(rank));
         if (!(alpha > 0) || !double.IsFinite(alpha)) throw new ArgumentException($"Lora:Alpha must be > 0, got {alpha}", nameof(alpha));
         targets ??= DefaultTargets;
+        using var generator = new Generator((ulong)seed);
         var entries = new List<(string, AutocastLinear, LoraAdapter)>();
         var linears = module.named_modules().Where(m => m.module is AutocastLinear).Select(m => (m.name, Layer: (AutocastLinear)m.module)).ToList();
         foreach (var (name, layer) in linears)
         {
             if (!Matches(name, targets)) continue;
             if (layer.Adapter is not null) throw new ArgumentException($"layer {name} already has a LoRA adapter");
-            var adapter = new LoraAdapter(layer.InputSize, layer.OutputSize, rank, alpha, layer.weight.device);
+            var adapter = new LoraAdapter(layer.InputSize, layer.OutputSize, rank, alpha, layer.weight.device, generator);
             layer.Adapter = adapter;
             entries.Add((name, layer, adapter));
         }
@@ -237,5 +244,77 @@ public sealed class LoraSet : IDisposable
         private Action? _action = action;
 
         public void Dispose() => Interlocked.Exchange(ref _action, null)?.Invoke();
+    }
+}
+
+/// <summary>
+/// The base of a LoRA-adapted policy as a policy: every call runs inside <see cref="LoraSet.Off"/>, so the KL
+/// reference of LoRA training costs no frozen copy. It shares (and does not own) the adapted policy's modules.
+/// </summary>
+public sealed class AdaptersOffPolicy(INextScalePolicy adapted) : INextScalePolicy
+{
+    private readonly INextScalePolicy _inner = adapted ?? throw new ArgumentNullException(nameof(adapted));
+
+    /// <inheritdoc/>
+    public string Name => _inner.Name;
+
+    /// <inheritdoc/>
+    public PolicyInfo Info => _inner.Info with { Source = _inner.Info.Source + " (adapters off)" };
+
+    /// <inheritdoc/>
+    public ScaleSchedule Schedule => _inner.Schedule;
+
+    /// <inheritdoc/>
+    public Device Device => _inner.Device;
+
+    /// <inheritdoc/>
+    public TokenTrajectories Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default)
+    {
+        using var off = LoraSet.Off();
+        return _inner.Sample(prompts, options, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default)
+    {
+        using var off = LoraSet.Off();
+        return _inner.Continue(prefix, options, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale)
+    {
+        using var off = LoraSet.Off();
+        return _inner.LogProbs(trajectories, firstScale, endScale);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Tensor> GuidedLogProbs(TokenTrajectories trajectories, int firstScale, int endScale, SamplingOptions guidance)
+    {
+        using var off = LoraSet.Off();
+        return _inner.GuidedLogProbs(trajectories, firstScale, endScale, guidance);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<NextFlowRL.Imaging.RgbImage> Decode(TokenTrajectories trajectories) => _inner.Decode(trajectories);
+
+    /// <inheritdoc/>
+    public IReadOnlyList<TorchSharp.Modules.Parameter> TrainableParameters() => [];
+
+    /// <inheritdoc/>
+    public void SetTraining(bool training)
+    {
+    }
+
+    /// <inheritdoc/>
+    public INextScalePolicy CreateFrozenCopy() => new AdaptersOffPolicy(_inner);
+
+    /// <inheritdoc/>
+    public void Save(string directory) =>
+        throw new NotSupportedException("the base of a LoRA-adapted policy is saved by saving the base checkpoint; save the adapters with LoraSet.Save");
+
+    /// <summary>Nothing to free: the modules belong to the adapted policy.</summary>
+    public void Dispose()
+    {
     }
 }
