@@ -176,13 +176,17 @@ internal static class PolicyCommand
 
     private static Command Merge(CliContext context)
     {
-        var adapters = new Option<string>("--adapters") { Description = "A LoRA checkpoint directory of a run (checkpoints/step-N with adapters.safetensors and adapters.json).", Required = true };
+        var adapters = new Option<string>("--adapters") { Description = "A LoRA run folder (its latest checkpoint) or checkpoint directory (checkpoints/step-N with adapters.safetensors and adapters.json).", Required = true };
         var outDir = new Option<string>("--out") { Description = "Checkpoint directory to write: the base with the adapters folded into its weights.", Required = true };
         var command = new Command("merge", "Fold a LoRA run's adapters into the base policy and write a full checkpoint (--checkpoint: the run's base, default the policy's default).") { adapters, outDir };
         var o = PolicyArgs(command);
         command.SetAction((parse, ct) =>
         {
             var dir = parse.GetValue(adapters)!;
+            // A run folder stands for its latest checkpoint.
+            var latest = Path.Combine(dir, "checkpoints", "latest");
+            if (!File.Exists(Path.Combine(dir, NextFlowRL.Training.LoraFiles.Description)) && File.Exists(latest))
+                dir = Path.Combine(dir, "checkpoints", File.ReadAllText(latest).Trim());
             NextFlowRL.Training.LoraFiles.Info info;
             try
             {
