@@ -116,6 +116,19 @@ public sealed class LoraTests : IDisposable
         Assert.True(MaxDiff(adapted, LogProbs(reloaded, tokens)) <= 1e-4);
     }
 
+    [Fact]
+    public void TheFineTuneBenchComparesLoraWithFullAndLeavesThePolicyAsItWas()
+    {
+        var (tokens, policy) = Setup();
+        using var _ = policy;
+        var results = NextFlowRL.Torch.Benchmarks.FineTuneBench.Run(policy, Tiny.Prompts, batch: 2, steps: 1, rank: 2, alpha: 4);
+        Assert.Equal(["lora", "full"], results.Select(r => r.Mode));
+        Assert.True(results[0].TrainableParameters < results[1].TrainableParameters / 4);
+        Assert.All(results, r => Assert.True(r.StepSeconds > 0));
+        Assert.All(policy.AdaptableModule.modules().OfType<AutocastLinear>(), l => Assert.Null(l.Adapter));
+        Assert.NotEmpty(policy.TrainableParameters());
+    }
+
     [Theory]
     [InlineData("blocks.0.qkv", true)]
     [InlineData("blocks.3.cross_proj", true)]

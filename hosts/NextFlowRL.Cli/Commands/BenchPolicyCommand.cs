@@ -27,10 +27,11 @@ internal static class BenchPolicyCommand
         var upstream = new Option<string?>("--upstream") { Description = "FoundationVision/VAR checkout: time its sampler on the same files (foundation-var only)." };
         var python = new Option<string>("--python") { Description = "Python with torch for --upstream.", DefaultValueFactory = _ => "/usr/bin/python3" };
         var script = new Option<string>("--upstream-script") { Description = "The upstream timing script.", DefaultValueFactory = _ => Path.Combine("tools", "foundation-var", "bench_upstream.py") };
+        var loraRank = new Option<int>("--lora-rank") { Description = "Also compare full fine-tuning with LoRA of this rank (0 = skip): step time and peak memory.", DefaultValueFactory = _ => 0 };
         var format = Formats.Option();
         var command = new Command("policy", "Benchmark a policy: load memory, sampling with/without KV cache, FLOP/s vs matmul peak, optional upstream side by side.")
         {
-            batch, repeats, threads, prompts, noRecompute, upstream, python, script, format,
+            batch, repeats, threads, prompts, noRecompute, upstream, python, script, loraRank, format,
         };
         command.Options.Add(policyOptions.Policy);
         command.Options.Add(policyOptions.Checkpoint);
@@ -62,6 +63,18 @@ internal static class BenchPolicyCommand
             catch (Exception e) when (e is NotSupportedException or ArgumentException)
             {
                 throw new CliUsageException(e.Message);
+            }
+            IReadOnlyList<FineTuneBenchResult>? fineTune = null;
+            if (parse.GetValue(loraRank) is > 0 and var rank)
+            {
+                try
+                {
+                    fineTune = FineTuneBench.Run(policy, rows, Math.Min(b, 2), Math.Max(2, r), rank, 2.0 * rank);
+                }
+                catch (NotSupportedException e)
+                {
+                    throw new CliUsageException(e.Message);
+                }
             }
             UpstreamResult? up = null;
             if (parse.GetValue(upstream) is { } upstreamDir)
@@ -99,6 +112,7 @@ internal static class BenchPolicyCommand
                 upstreamImagesPerSecond = up?.ImagesPerSecond,
                 upstreamTorch = up?.Torch,
                 oursOverUpstream = up is null ? (double?)null : result.CachedImagesPerSecond / up.ImagesPerSecond,
+                fineTune,
             };
             if (parse.GetValue(format) == "json")
             {
@@ -114,6 +128,10 @@ internal static class BenchPolicyCommand
             Console.WriteLine($"train step   {F(result.TrainStepSeconds * 1000, "0")} ms, {F(result.TrainFlopsPerSecond / 1e9)} GFLOP/s = {F(100 * result.TrainFraction, "0.0")} % of the matmul peak (goal >= 50 %)");
             Console.WriteLine($"parity       sampler vs teacher-forced log-probs of the same tokens: max {result.ParityMaxDev:E2}, mean {result.ParityMeanDev:E2} nats per token (precision {report.precision})");
             Console.WriteLine($"matmul peak  {F(result.MatmulFlopsPerSecond / 1e9)} GFLOP/s ({MatmulPeak.Size}^3 float32, fastest of 5, same process)");
+            foreach (var ft in fineTune ?? [])
+                Console.WriteLine($"fine-tune    {ft.Mode,-4}: {ft.TrainableParameters:N0} trainable parameters, step {F(ft.StepSeconds, "0.00")} s (batch {Math.Min(b, 2)}), peak RSS +{ft.PeakGrowthBytes / 1e6:0} MB");
+            if (fineTune is { Count: 2 })
+                Console.WriteLine($"lora / full  step time {F(fineTune[0].StepSeconds / fineTune[1].StepSeconds)}x, peak memory growth {F((double)fineTune[0].PeakGrowthBytes / Math.Max(1, fineTune[1].PeakGrowthBytes))}x");
             if (up is not null)
                 Console.WriteLine($"upstream     {F(up.ImagesPerSecond, "0.000")} img/s (FoundationVision sampler, PyTorch {up.Torch}, same files, threads, batch, cfg, top-k/top-p); ours / upstream = {F(report.oursOverUpstream!.Value)}x (goal >= 1.0)");
             return Cli.Ok;
