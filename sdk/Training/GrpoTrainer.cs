@@ -1,10 +1,10 @@
-using NextFlowRL.Torch.Memory;
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
+using NextFlowRL.Torch.Memory;
 using NextFlowRL.Torch.NextScale;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -187,7 +187,7 @@ public sealed class GrpoTrainer : IDisposable
             .Select(r => (images[r], $"{Shorten(samples[r].Prompt)} | R={(double.IsFinite(R[r]) ? R[r].ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
             .ToList();
         Step = s + 1;
-        NextFlowRL.Torch.Memory.NativeHeap.Trim(); // the step's tensors are freed; hand their pages back before the next one
+        NativeHeap.Trim(); // the step's tensors are freed; hand their pages back before the next one
         return new StepResult { Step = s, Kind = kinds[0], Metrics = metrics, Samples = shown };
     }
 

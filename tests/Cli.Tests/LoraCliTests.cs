@@ -24,6 +24,11 @@ public sealed class LoraCliTests : IDisposable
         Assert.True(File.Exists(Path.Combine(checkpoint, "adapters.safetensors")), train.ToString());
         Assert.False(Directory.Exists(Path.Combine(checkpoint, "policy")));
 
+        var unmerged = await CliRunner.RunAsync(["sample", "--checkpoint", run, "--prompt", "'A'", "--out", Path.Combine(_dir, "u")]);
+        Assert.Equal(2, unmerged.ExitCode);
+        Assert.Contains("is a LoRA run: its checkpoints hold adapters only", unmerged.Stderr);
+        Assert.Contains("nextflow-rl policy merge --adapters", unmerged.Stderr);
+
         var merged = Path.Combine(_dir, "merged");
         var merge = await CliRunner.RunAsync(["policy", "merge", "--adapters", run, "--out", merged], TimeSpan.FromMinutes(2));
         Assert.True(merge.ExitCode == 0, merge.ToString());

@@ -1,10 +1,10 @@
-using NextFlowRL.Torch.Memory;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using NextFlowRL.Policies;
 using NextFlowRL.Torch.Benchmarks;
+using NextFlowRL.Torch.Memory;
 
 namespace NextFlowRL.Cli.Commands;
 

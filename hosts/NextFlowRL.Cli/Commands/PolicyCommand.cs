@@ -184,9 +184,9 @@ internal static class PolicyCommand
         {
             var dir = parse.GetValue(adapters)!;
             // A run folder stands for its latest checkpoint.
-            var latest = Path.Combine(dir, "checkpoints", "latest");
-            if (!File.Exists(Path.Combine(dir, NextFlowRL.Training.LoraFiles.Description)) && File.Exists(latest))
-                dir = Path.Combine(dir, "checkpoints", File.ReadAllText(latest).Trim());
+            if (!File.Exists(Path.Combine(dir, NextFlowRL.Training.LoraFiles.Description))
+                && new NextFlowRL.Training.CheckpointStore(Path.Combine(dir, "checkpoints"), 1).Latest() is { } latest)
+                dir = latest;
             NextFlowRL.Training.LoraFiles.Info info;
             try
             {

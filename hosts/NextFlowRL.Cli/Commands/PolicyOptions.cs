@@ -63,6 +63,9 @@ internal sealed class PolicyOptions
         if (File.Exists(path)) return path; // a weights file (e.g. an official .pth) for plugins that take one
         if (!Directory.Exists(path)) throw new CliUsageException($"checkpoint '{path}' not found");
         var latest = new CheckpointStore(Path.Combine(path, "checkpoints"), 1).Latest();
+        if (latest is not null && File.Exists(Path.Combine(latest, LoraFiles.Description)))
+            throw new CliUsageException($"'{path}' is a LoRA run: its checkpoints hold adapters only; fold them into the base with " +
+                                        $"`nextflow-rl policy merge --adapters {path} --out DIR` and pass --checkpoint DIR");
         if (latest is not null) return Path.Combine(latest, "policy");
         return Directory.Exists(Path.Combine(path, "policy")) ? Path.Combine(path, "policy") : path;
     }

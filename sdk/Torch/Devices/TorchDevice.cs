@@ -92,7 +92,7 @@ public static class TorchDevice
     /// <summary>The effective device name of a component: its own setting, else the root <c>Device</c>, else <c>cpu</c>.</summary>
     public static string Effective(string? component, IConfiguration root) =>
         !string.IsNullOrWhiteSpace(component) ? component.Trim()
-        : root?[DeviceKey] is { Length: > 0 } d && !string.IsNullOrWhiteSpace(d) ? d.Trim() : "cpu";
+        : root?[DeviceKey] is { } d && !string.IsNullOrWhiteSpace(d) ? d.Trim() : "cpu";
 
     /// <summary>Parses a precision name (<c>fp32</c>, <c>bf16</c>; case-insensitive).</summary>
     public static bool TryParsePrecision(string? text, out TorchPrecision precision) =>
