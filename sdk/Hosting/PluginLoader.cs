@@ -41,6 +41,7 @@ public sealed class PluginLoader
     [
         typeof(INextFlowRLPlugin).Assembly.GetName(),
         typeof(INextScalePolicy).Assembly.GetName(),
+        typeof(NextFlowRL.Imaging.ImageFile).Assembly.GetName(),
     ];
 
     private readonly ILogger _logger;

@@ -234,3 +234,15 @@ public sealed class VarPolicyTests
         Assert.True(after - before <= 2, $"live tensors grew from {before} to {after}");
     }
 }
+
+/// <summary>The TestKit's policy contract checks (docs/swapping-a-backbone.md) on a tiny random var model.</summary>
+[Collection("torch")]
+public sealed class VarPolicyContractTests
+{
+    [Fact]
+    public void VarKeepsThePolicyContract()
+    {
+        using var policy = Tiny.Policy();
+        NextFlowRL.Testing.PolicyContract.CheckAll(policy, dir => new VarPolicyProvider("var", new VarPolicyOptions()).Load(dir), Tiny.Prompts, tolerance: 1e-4);
+    }
+}

@@ -21,9 +21,14 @@ public class PublicApiTests
     public void PolicyAbstractionsApi() => Snapshots.Match(Api(typeof(NextFlowRL.Policies.INextScalePolicy)));
 
     [Fact]
+    public void ImagingApi() => Snapshots.Match(Api(typeof(NextFlowRL.Imaging.ImageFile)));
+
+    [Fact]
     public void ContractVersionIsOneDotZero()
     {
         Assert.Equal(new Version(1, 0, 0, 0), typeof(NextFlowRL.Rewards.IRewardModel).Assembly.GetName().Version);
         Assert.Equal(new Version(1, 0, 0, 0), typeof(NextFlowRL.Policies.INextScalePolicy).Assembly.GetName().Version);
+        Assert.Equal(new Version(1, 0, 0, 0), typeof(NextFlowRL.Imaging.ImageFile).Assembly.GetName().Version);
+        Assert.Equal(3, NextFlowRL.Hosting.PluginLoader.ContractAssemblies.Count);
     }
 }
