@@ -3,6 +3,8 @@
 #   ./build.ps1 test            check the native packages, build Release, run every test, print "N passed, N failed"
 #   ./build.ps1 run ARGS...     build Release and run nextflow-rl ARGS... (e.g. ./build.ps1 run train)
 #   ./build.ps1 deps            only check (Linux: install) the native packages (Tesseract 5 + English data)
+#   ./build.ps1 pack            build Release and pack the sdk/ packages and the templates into artifacts/packages/
+#   ./build.ps1 pack-tool [RID] pack the nextflow-rl .NET tool for one runtime (default: this machine's) into artifacts/packages/
 # Environment: CONFIGURATION (default Release); TORCH_BACKEND (cpu, cuda-windows, cuda-linux; default cpu).
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
@@ -84,6 +86,18 @@ switch ($command) {
     'deps' {
         if (-not (Invoke-Deps)) { exit 1 }
     }
+    'pack' {
+        if (-not (Invoke-Build)) { exit 1 }
+        & dotnet pack NextFlowRL.sln -c $Configuration --no-build -nologo -v:quiet -clp:ErrorsOnly | Out-Host
+        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+        Get-ChildItem -Path (Join-Path 'artifacts' 'packages') -Filter '*.nupkg' | ForEach-Object { $_.FullName }
+    }
+    'pack-tool' {
+        $rid = if ($rest.Count -gt 0) { $rest[0] } else { [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier }
+        Write-Log "packing the nextflow-rl tool for $rid (LibTorch included: this takes a few minutes)"
+        & dotnet pack (Join-Path 'hosts' 'NextFlowRL.Cli') -c $Configuration -r $rid "-p:TorchBackend=$TorchBackend" -p:NextFlowPackTool=true -nologo -v:quiet -clp:ErrorsOnly | Out-Host
+        exit $LASTEXITCODE
+    }
     'run' {
         if (-not (Invoke-Deps)) { exit 1 }
         if (-not (Invoke-Build)) { exit 1 }
@@ -108,7 +122,7 @@ switch ($command) {
         exit $status
     }
     default {
-        Get-Content -LiteralPath $PSCommandPath -TotalCount 5 | Select-Object -Skip 1 | ForEach-Object { $_.Substring(2) }
+        Get-Content -LiteralPath $PSCommandPath -TotalCount 7 | Select-Object -Skip 1 | ForEach-Object { $_.Substring(2) }
         exit 2
     }
 }

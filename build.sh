@@ -3,6 +3,8 @@
 #   ./build.sh test            install missing native packages, build Release, run every test, print "N passed, N failed"
 #   ./build.sh run ARGS...     build Release and run nextflow-rl ARGS... (e.g. ./build.sh run train)
 #   ./build.sh deps            only install the native packages (Tesseract 5 + English data)
+#   ./build.sh pack            build Release and pack the sdk/ packages and the templates into artifacts/packages/
+#   ./build.sh pack-tool [RID] pack the nextflow-rl .NET tool for one runtime (default: this machine's) into artifacts/packages/
 # Environment: CONFIGURATION (default Release); TORCH_BACKEND (cpu, cuda-linux, cuda-windows; default cpu).
 # The PowerShell twin for Windows (and anywhere PowerShell 7 runs) is build.ps1; docs/gpu-and-windows.md.
 set -euo pipefail
@@ -37,6 +39,17 @@ build() {
 
 case "${1:-}" in
   deps) deps ;;
+  pack)
+    build >&2
+    dotnet pack NextFlowRL.sln -c "$CONFIGURATION" --no-build -nologo -v:quiet -clp:ErrorsOnly
+    ls artifacts/packages/*.nupkg
+    ;;
+  pack-tool)
+    rid="${2:-$(dotnet --info | awk '/^ *RID:/ {print $2; exit}')}"
+    log "packing the nextflow-rl tool for $rid (LibTorch included: this takes a few minutes)"
+    dotnet pack hosts/NextFlowRL.Cli -c "$CONFIGURATION" -r "$rid" -p:TorchBackend="$TORCH_BACKEND" -p:NextFlowPackTool=true -nologo -v:quiet -clp:ErrorsOnly
+    ls -la artifacts/packages/nextflow-rl.*.nupkg
+    ;;
   run)
     shift
     deps
@@ -61,5 +74,5 @@ case "${1:-}" in
     exit "$status"
     ;;
   *)
-    sed -n '2,7p' "$0"; exit 2 ;;
+    sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -1,9 +1,7 @@
-using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
 using NextFlowRL.Testing;
 using TorchSharp.Modules;
 using Xunit;
-using static TorchSharp.torch;
 
 namespace NextFlowRL.Training.Tests;
 
@@ -47,41 +45,20 @@ public sealed class PolicyContractTests
     }
 
     /// <summary>Failure injection: the tiny policy with one guarantee broken on purpose.</summary>
-    private sealed class Broken(INextScalePolicy inner) : INextScalePolicy
+    private sealed class Broken(INextScalePolicy inner) : DelegatingPolicy(inner)
     {
         public bool SharedFrozenCopy { get; init; }
         public bool ResampleOnContinue { get; init; }
-        public string Name => inner.Name;
-        public PolicyInfo Info => inner.Info;
-        public ScaleSchedule Schedule => inner.Schedule;
-        public Device Device => inner.Device;
-        public TokenTrajectories Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default) => inner.Sample(prompts, options, cancellationToken);
-        public TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default) =>
-            ResampleOnContinue ? inner.Sample(prefix.Prompts, options with { Seed = options.Seed + 100 }, cancellationToken) : inner.Continue(prefix, options, cancellationToken);
-        public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale) => inner.LogProbs(trajectories, firstScale, endScale);
-        public IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories) => inner.Decode(trajectories);
-        public IReadOnlyList<Parameter> TrainableParameters() => inner.TrainableParameters();
-        public void SetTraining(bool training) => inner.SetTraining(training);
-        public INextScalePolicy CreateFrozenCopy() => SharedFrozenCopy ? new SharedView(inner) : inner.CreateFrozenCopy();
-        public void Save(string directory) => inner.Save(directory);
-        public void Dispose() { }
+
+        public override TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default) =>
+            ResampleOnContinue ? Inner.Sample(prefix.Prompts, options with { Seed = options.Seed + 100 }, cancellationToken) : Inner.Continue(prefix, options, cancellationToken);
+
+        public override INextScalePolicy CreateFrozenCopy() => SharedFrozenCopy ? new SharedView(Inner) : Inner.CreateFrozenCopy();
     }
 
     /// <summary>A "frozen copy" that is the same weights, with no trainable parameters reported.</summary>
-    private sealed class SharedView(INextScalePolicy inner) : INextScalePolicy
+    private sealed class SharedView(INextScalePolicy inner) : DelegatingPolicy(inner)
     {
-        public string Name => inner.Name;
-        public PolicyInfo Info => inner.Info;
-        public ScaleSchedule Schedule => inner.Schedule;
-        public Device Device => inner.Device;
-        public TokenTrajectories Sample(IReadOnlyList<string> prompts, SamplingOptions options, CancellationToken cancellationToken = default) => inner.Sample(prompts, options, cancellationToken);
-        public TokenTrajectories Continue(TokenTrajectories prefix, SamplingOptions options, CancellationToken cancellationToken = default) => inner.Continue(prefix, options, cancellationToken);
-        public IReadOnlyList<Tensor> LogProbs(TokenTrajectories trajectories, int firstScale, int endScale) => inner.LogProbs(trajectories, firstScale, endScale);
-        public IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories) => inner.Decode(trajectories);
-        public IReadOnlyList<Parameter> TrainableParameters() => [];
-        public void SetTraining(bool training) { }
-        public INextScalePolicy CreateFrozenCopy() => this;
-        public void Save(string directory) => inner.Save(directory);
-        public void Dispose() { }
+        public override IReadOnlyList<Parameter> TrainableParameters() => [];
     }
 }
