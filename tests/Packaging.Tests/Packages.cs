@@ -5,7 +5,8 @@ namespace NextFlowRL.Packaging.Tests;
 
 /// <summary>
 /// The repository's packages packed once per test run into a temp feed, under a version no earlier run used (so the
-/// NuGet cache can never serve a stale copy), and a nuget.config that finds them first. Cleans the feed and the
+/// NuGet cache can never serve a stale copy), a nuget.config that finds them first, and the templates installed in
+/// a private hive. Cleans the feed and the
 /// cached copies up at the end.
 /// </summary>
 public sealed class PackedFeed : IAsyncLifetime
@@ -24,6 +25,9 @@ public sealed class PackedFeed : IAsyncLifetime
         var v = typeof(Snapshots).Assembly.GetName().Version!;
         return $"{v.Major}.{v.Minor}.{v.Build}-e2e.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
     }
+
+    /// <summary>The private template hive the packed templates are installed into (the user's own is untouched).</summary>
+    public string Hive => Path.Combine(Root, "hive");
 
     /// <summary>A nuget.config with the feed first, then the usual source.</summary>
     public string NuGetConfig => Path.Combine(Root, "nuget.config");
@@ -45,6 +49,8 @@ public sealed class PackedFeed : IAsyncLifetime
               </packageSources>
             </configuration>
             """);
+        var install = await ProcessRunner.RunAsync("dotnet", ["new", "install", Package("NextFlowRL.Templates"), "--debug:custom-hive", Hive], TimeSpan.FromMinutes(2), Root);
+        Assert.True(install.ExitCode == 0, "dotnet new install failed\n" + install);
     }
 
     /// <summary>The packed file of <paramref name="id"/>.</summary>
