@@ -48,8 +48,8 @@ function Test-TesseractMac {
     return $false
 }
 
-function Install-TesseractDebian {
-    $missing = @('tesseract-ocr', 'tesseract-ocr-eng') | Where-Object {
+function Install-TesseractDebian([string[]] $Extra = @()) {
+    $missing = @('tesseract-ocr', 'tesseract-ocr-eng') + $Extra | Where-Object {
         $status = & dpkg-query -W -f='${Status}' $_ 2>$null
         -not ($status -match 'install ok installed')
     }
@@ -66,10 +66,13 @@ function Install-TesseractDebian {
     return ($LASTEXITCODE -eq 0)
 }
 
-function Invoke-Deps {
+# -ForTests adds Chromium for the HTML report's browser test on Debian (on Windows and macOS the test uses an
+# installed Chrome or Edge, or NEXTFLOW_CHROMIUM).
+function Invoke-Deps([switch] $ForTests) {
+    $extra = if ($ForTests) { @('chromium') } else { @() }
     $ok = if ($IsWindows) { Test-TesseractWindows }
           elseif ($IsMacOS) { Test-TesseractMac }
-          elseif (Get-Command dpkg-query -ErrorAction SilentlyContinue) { Install-TesseractDebian }
+          elseif (Get-Command dpkg-query -ErrorAction SilentlyContinue) { Install-TesseractDebian -Extra $extra }
           else { Write-Log 'not a Debian/Ubuntu machine: install Tesseract 5 with English data with your package manager'; $true }
     if (-not (Get-Command dotnet -ErrorAction SilentlyContinue)) { Write-Log 'the .NET 10 SDK is required (https://dot.net)'; return $false }
     return $ok
@@ -105,7 +108,7 @@ switch ($command) {
         exit $LASTEXITCODE
     }
     'test' {
-        if (-not (Invoke-Deps)) { Write-Output '0 passed, 1 failed'; exit 1 }
+        if (-not (Invoke-Deps -ForTests)) { Write-Output '0 passed, 1 failed'; exit 1 }
         Write-Log "building ($Configuration, TorchBackend=$TorchBackend)"
         if (-not (Invoke-Build)) { Write-Output '0 passed, 1 failed'; exit 1 }
         Write-Log 'testing'

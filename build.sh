@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # NextFlowRL build entry point. On a fresh Debian/Ubuntu machine with the .NET 10 SDK:
-#   ./build.sh test            install missing native packages, build Release, run every test, print "N passed, N failed"
+#   ./build.sh test            install missing native packages (+ Chromium), build Release, run every test, print "N passed, N failed"
 #   ./build.sh run ARGS...     build Release and run nextflow-rl ARGS... (e.g. ./build.sh run train)
 #   ./build.sh deps            only install the native packages (Tesseract 5 + English data)
 #   ./build.sh pack            build Release and pack the sdk/ packages and the templates into artifacts/packages/
@@ -16,14 +16,15 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 log() { echo "build.sh: $*" >&2; }
 
 deps() {
-  # Debian packages the project needs at run time; installed only when missing.
+  # Debian packages the project needs at run time (and, for `test`, Chromium for the HTML report's browser test);
+  # installed only when missing.
   local missing=()
-  for pkg in tesseract-ocr tesseract-ocr-eng; do
+  for pkg in tesseract-ocr tesseract-ocr-eng "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
-      log "missing packages ${missing[*]} and no apt-get: install Tesseract 5 with English data by hand"; return 1
+      log "missing packages ${missing[*]} and no apt-get: install Tesseract 5 with English data (and Chromium for the tests) by hand"; return 1
     fi
     local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
     log "installing ${missing[*]}"
@@ -58,7 +59,7 @@ case "${1:-}" in
     ;;
   test)
     shift
-    deps
+    deps chromium
     log "building ($CONFIGURATION)"
     if ! build; then echo "0 passed, 1 failed"; exit 1; fi
     results="$(mktemp -d)"

@@ -49,6 +49,7 @@ return await Cli.GuardAsync(globals.Verbose, async () =>
     root.Subcommands.Add(TrainCommand.Create(context));
     root.Subcommands.Add(EvalCommand.Create(context));
     root.Subcommands.Add(AblateCommand.Create(context));
+    root.Subcommands.Add(ReportCommand.Create(context));
     root.Subcommands.Add(PolicyCommand.Create(context));
     root.Subcommands.Add(new Command("bench", "Benchmarks (plugins add more, e.g. bench ocr, bench policy).") { BenchTrainCommand.Create(context), BenchPolicyCommand.Create(context) });
     Cli.AddPluginCommandsForHelp(root, context, rest);

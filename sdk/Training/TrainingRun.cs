@@ -150,7 +150,10 @@ public static class TrainingRun
                 checkpoints.Save(trainer.Step, policy, reference, trainer, lora);
             folder.WriteCurves(PlottedMetrics);
             if (cancelled)
+            {
+                WriteReport(folder, request);
                 return new TrainingSummary(folder.Directory, trainer.Step, before, null, clock.Elapsed, true);
+            }
 
             IReadOnlyDictionary<string, double>? after = null;
             IReadOnlyDictionary<string, Evidence.Interval>? delta = null;
@@ -170,11 +173,29 @@ public static class TrainingRun
                 delta = delta?.ToDictionary(kv => kv.Key, kv => new[] { kv.Value.Estimate, kv.Value.Low, kv.Value.High }),
                 elapsed_seconds = clock.Elapsed.TotalSeconds,
             });
+            WriteReport(folder, request);
             return new TrainingSummary(folder.Directory, trainer.Step, before, after, clock.Elapsed, false) { Delta = delta };
         }
         finally
         {
             reference?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Writes the run's <c>report.html</c>. The run's results are already on disk, so a report that cannot be written is
+    /// a warning naming the rebuild command, not a failed run.
+    /// </summary>
+    private static void WriteReport(RunFolder folder, TrainingRunRequest request)
+    {
+        try
+        {
+            var path = Reporting.RunReport.Write(folder.Directory);
+            request.OnStatus?.Invoke($"report: {path}");
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            request.Logger.LogWarning("report.html not written ({Reason}); rebuild it with: nextflow-rl report {Run}", e.Message, folder.Directory);
         }
     }
 

@@ -54,6 +54,49 @@ public sealed class TrainCliTests : IDisposable
     ];
 
     [Fact]
+    public async Task TrainWritesAnHtmlReportThatABrowserOpensCleanlyAndReportComparesRuns()
+    {
+        var a = Path.Combine(_dir, "run-a");
+        var b = Path.Combine(_dir, "run-b");
+        foreach (var (run, seed) in new[] { (a, "1"), (b, "2") })
+        {
+            var train = await CliRunner.RunAsync(["train", "--steps", "2", "--out", run, "--seed", seed, "--set", "Train:SampleEvery=1", .. Common()], TimeSpan.FromMinutes(3));
+            Assert.True(train.ExitCode == 0, train.ToString());
+        }
+        var report = Path.Combine(a, "report.html");
+        Assert.True(File.Exists(report), "train did not write report.html");
+        var html = File.ReadAllText(report);
+        foreach (var section in new[] { "id=\"evaluation\"", "id=\"curves\"", "id=\"health\"", "id=\"time\"", "id=\"samples\"", "id=\"configuration\"" })
+            Assert.Contains(section, html);
+        Assert.DoesNotContain("<script", html);
+        Assert.DoesNotContain("src=\"http", html);
+
+        var single = await Browser.OpenAsync(report, "report-single");
+        Assert.Empty(single.Errors);
+        Assert.Equal(0, single.BrokenImages);
+        Assert.True(single.Images >= 3, $"{single.Images} images (eval before/after and step grids expected)");
+        Assert.True(single.Charts >= 4, $"{single.Charts} charts");
+        Assert.Contains("run-a", single.Title);
+
+        // Rebuilding one run's report, and one report comparing both runs side by side (a folder of runs stands for all).
+        File.Delete(report);
+        var rebuilt = await CliRunner.RunAsync(["report", a]);
+        Assert.True(rebuilt.ExitCode == 0 && File.Exists(report), rebuilt.ToString());
+        var compare = Path.Combine(_dir, "compare.html");
+        var both = await CliRunner.RunAsync(["report", _dir, "--out", compare]);
+        Assert.True(both.ExitCode == 0, both.ToString());
+        Assert.Contains("2 runs", both.Stderr);
+        var side = await Browser.OpenAsync(compare, "report-compare");
+        Assert.Empty(side.Errors);
+        Assert.Equal(0, side.BrokenImages);
+        Assert.Contains("2 runs compared", side.Title);
+
+        var missing = await CliRunner.RunAsync(["report", Path.Combine(_dir, "plugins")]);
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("no run folders", missing.Stderr);
+    }
+
+    [Fact]
     public async Task TrainThenResume()
     {
         var run = Path.Combine(_dir, "run");
