@@ -71,11 +71,8 @@ public class BenchTests
     {
         var r = await OcrBenchmark.RunAsync(new OcrBenchmarkSettings(Images: 6, Workers: 2, Repeat: 1));
         Assert.Equal(1, r.WordAccuracy);
-        Assert.True(r.RawImagesPerSecond > 0 && r.PluginImagesPerSecond > 0);
-        Assert.Equal(r.PluginImagesPerSecond / (2 * r.RawImagesPerSecond), r.Ratio, 12);
-        Assert.True(r.RawParallelImagesPerSecond > 0);
-        Assert.Equal(r.RawParallelImagesPerSecond / (2 * r.RawImagesPerSecond), r.MachineScaling, 12);
-        Assert.Equal(r.PluginImagesPerSecond / r.RawParallelImagesPerSecond, r.PluginOverheadRatio, 12);
+        Assert.Equal((6, 2), (r.Images, r.Workers));
+        Assert.True(r.RawImagesPerSecond > 0 && r.PluginImagesPerSecond > 0 && r.RawParallelImagesPerSecond > 0);
         // CPU time is process-wide and other test classes run meanwhile: only check it was measured.
         Assert.True(double.IsFinite(r.CpuEfficiency) && r.CpuEfficiency > 0, $"cpu efficiency {r.CpuEfficiency}");
         var text = OcrBenchCommand.Format(r);
@@ -84,5 +81,25 @@ public class BenchTests
         Assert.Contains("cpu efficiency", text);
         Assert.Contains("raw parallel (2 engines", text);
         Assert.Contains("machine scaling", text);
+    }
+
+    /// <summary>The derived figures on fixed measurements (what each printed ratio means), and the target flag.</summary>
+    [Fact]
+    public void DerivedFiguresFollowFromTheMeasurements()
+    {
+        var r = new OcrBenchmarkResult(Images: 8, Size: 64, Workers: 2, Cores: 4, RawImagesPerSecond: 10, PluginImagesPerSecond: 15, WordAccuracy: 1,
+            RawImagesPerCpuSecond: 12.5, PluginImagesPerCpuSecond: 7.5, LoadAverage: 1, RawParallelImagesPerSecond: 16);
+        Assert.Equal(0.75, r.Ratio, 12);              // 15 / (2 x 10)
+        Assert.Equal(0.375, r.RatioToCores, 12);      // 15 / (4 x 10)
+        Assert.Equal(0.8, r.MachineScaling, 12);      // 16 / (2 x 10)
+        Assert.Equal(0.9375, r.PluginOverheadRatio, 12); // 15 / 16
+        Assert.Equal(0.6, r.CpuEfficiency, 12);       // 7.5 / 12.5
+        Assert.Equal(0.8, r.RawCoresUsed, 12);        // 10 / 12.5
+        Assert.Equal(2.0, r.PluginCoresUsed, 12);     // 15 / 7.5
+        var text = OcrBenchCommand.Format(r);
+        Assert.Contains("ratio plugin / (workers x raw): 0.75 (target >= 0.90)  BELOW TARGET", text);
+        Assert.Contains("machine scaling raw parallel / (workers x raw): 0.80; plugin / raw parallel: 0.94", text);
+        Assert.DoesNotContain("BELOW TARGET", OcrBenchCommand.Format(r with { PluginImagesPerSecond = 19 }));
+        Assert.Contains("busy machine", OcrBenchCommand.Format(r with { LoadAverage = 6 }));
     }
 }

@@ -26,3 +26,24 @@ public sealed class TorchCollection
 {
     public const string Name = "torch";
 }
+
+/// <summary>Reading resident memory from /proc/self/status lines, including the widths the kernel pads to.</summary>
+public sealed class ResidentMemoryTests
+{
+    [Theory]
+    [InlineData("VmRSS:\t  204800 kB", 204800L * 1024)]
+    [InlineData("VmHWM:\t12345678 kB", 12345678L * 1024)] // 9.5 GiB and up: no space after the tab
+    [InlineData("VmRSS:\t       0 kB", 0L)]
+    public void StatusLinesParseAtEveryWidth(string line, long bytes) =>
+        Assert.Equal(bytes, NextFlowRL.Torch.Memory.ResidentMemory.ParseStatusKilobytes(line));
+
+    [Theory]
+    [InlineData("VmRSS:")]
+    [InlineData("VmRSS:\tkB")]
+    [InlineData("no colon")]
+    public void UnreadableLinesGiveNullNotAnException(string line) =>
+        Assert.Null(NextFlowRL.Torch.Memory.ResidentMemory.ParseStatusKilobytes(line));
+
+    [Fact]
+    public void TheCurrentProcessHasAResidentSize() => Assert.True(NextFlowRL.Torch.Memory.ResidentMemory.Current() > 0);
+}

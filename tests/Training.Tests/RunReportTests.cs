@@ -25,6 +25,18 @@ public sealed class RunReportTests : IDisposable
         Assert.Equal([0, 0.2, 0.4, 0.6, 0.8, 1.0], SvgChart.Ticks(0, 1).Select(t => Math.Round(t, 9)));
         Assert.Equal([10, 20, 30, 40], SvgChart.Ticks(1, 40));
         Assert.Equal([5.0], SvgChart.Ticks(5, 5));
+        // A span far below the values' precision (one step of a LoRA run: a metric padded by 5 % of 1e-320) ends.
+        Assert.InRange(SvgChart.Ticks(1e-320, 1.05e-320).Count, 1, 11);
+        Assert.InRange(SvgChart.Ticks(1e17, 1e17 + 64).Count, 1, 11);
+    }
+
+    /// <summary>The metrics of a real one-step LoRA run, whose report once never finished (an additive tick loop).</summary>
+    [Fact(Timeout = 30_000)]
+    public async Task AOneStepRunRenders()
+    {
+        var a = Run("lora", """{"active_tokens":28,"advantage_abs_mean":0.9997168758118842,"clip_frac":0,"dropped":0,"grad_norm":3.0730857849121094,"images_per_s":1.7363868680360306,"kl":0,"loss":-5.076747910948143E-09,"mask_fallback_group_ratio":0,"mask_fallback_ones_ratio":0,"mask_fallback_ratio":0,"middle_value_mean":0.6957805048721771,"nan_skipped":0,"ocr/comp":0.30766714096069336,"ocr/matched":1.25,"ocr/ned":0.8750003124992187,"ocr/ned_sum":1.7500006249984374,"ocr/pen":0.048749999999999995,"ocr/recognized":2,"ocr/score":0.6577957198587543,"ocr/sim":0.3988785788980609,"ocr/targets":2,"ocr/word_acc":0.625,"parity_max_dev":3.3736228942871094E-05,"parity_mean_dev":1.936156263153227E-06,"phase":1,"ratio_first_epoch_max_dev":0,"ratio_mean":1,"ratio_std":0,"reward_mean":0.6577957198587543,"reward_retries":0,"reward_std":0.46376136013828834,"rss_peak_reward_mb":325.40672,"rss_peak_rollout_mb":393.457664,"rss_peak_update_mb":330.498048,"step":1,"time_reward":0.3977545,"time_rollout":1.5628581,"time_step":2.3036332,"time_update":0.2031683,"time_update_backward":0.0177897,"time_update_forward":0.0054806,"time_update_loss":0.0039253,"time_update_old":0.000156,"time_update_optimizer":0.0029174,"time_update_reference":0.0736352,"token_prob":0.2683594314647572,"updates":1,"updates_per_image":0.25,"zero_std_ratio":0}""");
+        var html = await Task.Run(() => RunReport.Render([RunData.Read(a)]));
+        Assert.Contains(">loss</text>", html);
     }
 
     [Fact]

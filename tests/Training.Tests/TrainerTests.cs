@@ -158,7 +158,7 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
-    public async Task BetaZeroSkipsTheReference()
+    public void BetaZeroSkipsTheReference()
     {
         var o = Options(x => x.KlBeta = 0);
         using var policy = new TinyNextScalePolicy(seed: 1);
@@ -236,7 +236,7 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
-    public async Task TrainingRaisesTheReward()
+    public void TrainingRaisesTheReward()
     {
         var o = Options(x => { x.Steps = 12; x.KlBeta = 0; x.Vmr.Schedule = AlternationSchedule.Joint; x.LearningRate = 5e-2; });
         using var policy = new TinyNextScalePolicy(seed: 4);
@@ -310,7 +310,7 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
-    public async Task MemoryStaysFlatOverManySteps()
+    public void MemoryStaysFlatOverManySteps()
     {
         var o = Options(x => { x.Steps = 40; x.KlBeta = 0.01; });
         using var policy = new TinyNextScalePolicy(seed: 5);

@@ -29,6 +29,19 @@ public static class ResidentMemory
     /// <summary>Resident bytes now.</summary>
     public static long Current() => OperatingSystem.IsLinux() ? Status("VmRSS") ?? Environment.WorkingSet : Environment.WorkingSet;
 
+    /// <summary>
+    /// Bytes of a <c>/proc/self/status</c> line such as <c>"VmRSS:\t  204800 kB"</c>. The kernel pads the number to 8
+    /// characters after the tab, so from 10^7 kB (9.5 GiB) on there is no space before it; null when unreadable.
+    /// </summary>
+    public static long? ParseStatusKilobytes(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        int colon = line.IndexOf(':', StringComparison.Ordinal);
+        if (colon < 0) return null;
+        var fields = line[(colon + 1)..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        return fields.Length > 0 && long.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var kb) ? kb * 1024 : null;
+    }
+
     private static long? Status(string key)
     {
         try
@@ -36,8 +49,7 @@ public static class ResidentMemory
             foreach (var line in File.ReadLines("/proc/self/status"))
             {
                 if (!line.StartsWith(key + ":", StringComparison.Ordinal)) continue;
-                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
+                return ParseStatusKilobytes(line);
             }
         }
         catch (IOException)

@@ -104,10 +104,18 @@ public static class SvgChart
         double step = Math.Pow(10, Math.Floor(Math.Log10(span / 4)));
         foreach (var m in new[] { 1.0, 2.0, 2.5, 5.0, 10.0 })
             if (span / (step * m) <= 5) { step *= m; break; }
+        // Ticks by index, not by repeated addition: where the span is tiny against the values (or denormal), t + step
+        // can equal t, and an additive loop never ends.
+        double first = Math.Ceiling(low / step) * step;
         var ticks = new List<double>();
-        for (double t = Math.Ceiling(low / step) * step; t <= high + step * 1e-9; t += step)
+        for (int i = 0; i <= 10; i++)
+        {
+            double t = first + i * step;
+            if (t > high + step * 1e-9) break;
+            if (ticks.Count > 0 && t <= ticks[^1]) break;
             ticks.Add(Math.Abs(t) < step * 1e-9 ? 0 : t);
-        return ticks;
+        }
+        return ticks.Count > 0 ? ticks : [low];
     }
 
     /// <summary>A number for a label: up to 4 significant digits, invariant culture.</summary>
