@@ -5,6 +5,7 @@
 #   ./build.sh deps            only install the native packages (Tesseract 5 + English data)
 #   ./build.sh pack            build Release and pack the sdk/ packages and the templates into artifacts/packages/
 #   ./build.sh pack-tool [RID] pack the nextflow-rl .NET tool for one runtime (default: this machine's) into artifacts/packages/
+#   ./build.sh mutate          mutation testing (Stryker.NET) of the core math; fails below 80 % (docs/testing.md)
 # Environment: CONFIGURATION (default Release); TORCH_BACKEND (cpu, cuda-linux, cuda-windows; default cpu).
 # The PowerShell twin for Windows (and anywhere PowerShell 7 runs) is build.ps1; docs/gpu-and-windows.md.
 set -euo pipefail
@@ -45,6 +46,19 @@ case "${1:-}" in
     dotnet pack NextFlowRL.sln -c "$CONFIGURATION" --no-build -nologo -v:quiet -clp:ErrorsOnly
     ls artifacts/packages/*.nupkg
     ;;
+  mutate)
+    # Each build/mutation/*.json names a project, its test project and the files to mutate; reports in artifacts/mutation/.
+    dotnet tool restore >/dev/null
+    status=0
+    for config in build/mutation/*.json; do
+      name="$(basename "$config" .json)"
+      project="$(sed -n 's/.*"project": *"\([^"]*\)".*/\1/p' "$config")"
+      dir="$(dirname "$(find sdk plugins -name "$project" -not -path '*/obj/*' | head -1)")"
+      log "mutating $name ($dir)"
+      (cd "$dir" && dotnet dotnet-stryker --config-file "$OLDPWD/$config" --output "$OLDPWD/artifacts/mutation/$name") || status=1
+    done
+    exit "$status"
+    ;;
   pack-tool)
     rid="${2:-$(dotnet --info | awk '/^ *RID:/ {print $2; exit}')}"
     log "packing the nextflow-rl tool for $rid (LibTorch included: this takes a few minutes)"
@@ -75,5 +89,5 @@ case "${1:-}" in
     exit "$status"
     ;;
   *)
-    sed -n '2,9p' "$0"; exit 2 ;;
+    sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ public class FormulaTests
     [InlineData("kitten", "sitting", 3)]
     [InlineData("hello", "hallo", 1)]
     [InlineData("flaw", "lawn", 2)]
+    [InlineData("x", "abcd", 4)] // the first row's last column matters here (a mutation-testing gap)
     public void LevenshteinCountsEdits(string a, string b, int expected)
     {
         Assert.Equal(expected, TextMetrics.Levenshtein(a, b));
