@@ -15,7 +15,7 @@ namespace NextFlowRL.Training;
 public sealed class RunFolder : IDisposable
 {
     private readonly List<SortedDictionary<string, double>> _rows = [];
-    private TensorBoardWriter? _tensorBoard;
+    private TorchSharp.Modules.SummaryWriter? _tensorBoard;
 
     /// <summary>Opens (creating) a run directory.</summary>
     public RunFolder(string directory)
@@ -81,8 +81,11 @@ public sealed class RunFolder : IDisposable
             stream.Flush(flushToDisk: true);
         }
         WriteCsv();
-        _tensorBoard ??= new TensorBoardWriter(PathOf("tensorboard"));
-        _tensorBoard.WriteScalars((long)row["step"], row);
+        // TorchSharp's writer: one event per scalar, each appended and flushed (a killed run keeps every finished step).
+        _tensorBoard ??= TorchSharp.torch.utils.tensorboard.SummaryWriter(PathOf("tensorboard"));
+        int step = (int)row["step"];
+        foreach (var (tag, value) in row)
+            if (tag != "step" && double.IsFinite(value)) _tensorBoard.add_scalar(tag, (float)value, step);
     }
 
     private void RewriteMetrics()
@@ -135,5 +138,5 @@ public sealed class RunFolder : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _tensorBoard?.Dispose();
+    public void Dispose() => _tensorBoard = null; // the writer holds no open file between events
 }
