@@ -157,17 +157,17 @@ public sealed class MaskOptions
 /// <summary>Rollout sampling settings.</summary>
 public sealed class RolloutOptions
 {
-    /// <summary>Classifier-free guidance scale.</summary>
-    public double CfgScale { get; set; } = 3.0;
+    /// <summary>Classifier-free guidance scale (default: the main job's 0.5, measured on tiny-text; method.md's VAR default is 3).</summary>
+    public double CfgScale { get; set; } = 0.5;
 
-    /// <summary>Top-k (0 = off).</summary>
-    public int TopK { get; set; }
+    /// <summary>Top-k (0 = off; default 3, the main job's).</summary>
+    public int TopK { get; set; } = 3;
 
     /// <summary>Top-p (1 = off).</summary>
     public double TopP { get; set; } = 1.0;
 
-    /// <summary>Temperature.</summary>
-    public double Temperature { get; set; } = 1.0;
+    /// <summary>Temperature (default 0.6, the main job's).</summary>
+    public double Temperature { get; set; } = 0.6;
 }
 
 /// <summary>Everything a training run needs (configuration section <c>Train</c>).</summary>
@@ -248,8 +248,8 @@ public sealed class TrainerOptions
     /// <summary>PPO clip epsilon.</summary>
     public double ClipEpsilon { get; set; } = 0.2;
 
-    /// <summary>KL coefficient beta (0 skips the reference policy entirely).</summary>
-    public double KlBeta { get; set; } = 0.01;
+    /// <summary>KL coefficient beta (0 skips the reference policy entirely; default 0.1, the main job's, ten times method.md's 0.01).</summary>
+    public double KlBeta { get; set; } = 0.1;
 
     /// <summary>Std floor in the group z-score.</summary>
     public double AdvantageEpsilon { get; set; } = 1e-4;

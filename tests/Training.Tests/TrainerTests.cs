@@ -56,6 +56,8 @@ public sealed class TrainerTests : IDisposable
         o.Vmr.Continuations = 2;
         o.Vmr.SplitScale = 1;
         o.Rollout.CfgScale = 1.0;
+        o.Rollout.TopK = 0;
+        o.Rollout.Temperature = 1.0;
         change?.Invoke(o);
         return o;
     }

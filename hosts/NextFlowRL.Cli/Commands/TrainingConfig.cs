@@ -21,6 +21,7 @@ internal static class TrainingConfig
         }
         options.TrainPrompts = Expand(options.TrainPrompts);
         options.EvalPrompts = Expand(options.EvalPrompts);
+        options.ValidationPrompts = Expand(options.ValidationPrompts);
         options.Checkpoint = Expand(options.Checkpoint);
         return options;
     }

@@ -1,0 +1,19 @@
+using System.Text.Json;
+using NextFlowRL.Testing;
+using Xunit;
+
+namespace NextFlowRL.Cli.Tests;
+
+/// <summary>Training defaults live in one place, the code (TrainerOptions); the shipped appsettings.json adds only what depends on the install.</summary>
+public sealed class DefaultsTests
+{
+    private static readonly string[] HostSpecific = ["Policy", "Rewards", "TrainPrompts", "EvalPrompts", "ValidationPrompts"];
+
+    [Fact]
+    public void TheShippedAppsettingsSetsNoTrainingValueOfItsOwn()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Repo.PathOf("hosts", "NextFlowRL.Cli", "appsettings.json")));
+        var keys = doc.RootElement.GetProperty("Train").EnumerateObject().Select(p => p.Name).ToList();
+        Assert.All(keys, k => Assert.Contains(k, HostSpecific));
+    }
+}

@@ -1,0 +1,17 @@
+using Xunit;
+
+namespace NextFlowRL.Training.Tests;
+
+/// <summary>The code defaults of TrainerOptions are the measured main-job recipe (the CLI's appsettings.json adds only paths and names).</summary>
+public sealed class DefaultsTests
+{
+    [Fact]
+    public void TheCodeDefaultsAreTheMainJobsRecipe()
+    {
+        var o = new TrainerOptions();
+        Assert.Equal((40, 4, 8, 1e-4, 0.1, 0.7, 1L), (o.Steps, o.PromptsPerStep, o.GroupSize, o.LearningRate, o.KlBeta, o.Alpha, o.Seed));
+        Assert.Equal((0.5, 3, 1.0, 0.6), (o.Rollout.CfgScale, o.Rollout.TopK, o.Rollout.TopP, o.Rollout.Temperature));
+        Assert.Equal((AlternationSchedule.Fine, 2, 1.0, 3), (o.Vmr.Schedule, o.Vmr.Continuations, o.Vmr.Eta, o.Vmr.PrefixUpdatesPerSuffix));
+        Assert.True(o.Mask.Enabled && o.Mask.Dilate);
+    }
+}
