@@ -5,6 +5,7 @@
 #   ./build.ps1 deps            only check (Linux: install) the native packages (Tesseract 5 + English data)
 #   ./build.ps1 pack            build Release and pack the sdk/ packages and the templates into artifacts/packages/
 #   ./build.ps1 pack-tool [RID] pack the nextflow-rl .NET tool for one runtime (default: this machine's) into artifacts/packages/
+#   ./build.ps1 mutate          mutation testing (Stryker.NET) of the core math; fails below 80 % (docs/testing.md)
 # Environment: CONFIGURATION (default Release); TORCH_BACKEND (cpu, cuda-windows, cuda-linux; default cpu).
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
@@ -95,6 +96,21 @@ switch ($command) {
         if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
         Get-ChildItem -Path (Join-Path 'artifacts' 'packages') -Filter '*.nupkg' | ForEach-Object { $_.FullName }
     }
+    'mutate' {
+        # Each build/mutation/*.json names a project, its test project and the files to mutate; reports in artifacts/mutation/.
+        & dotnet tool restore | Out-Null
+        $status = 0
+        foreach ($config in Get-ChildItem -Path (Join-Path 'build' 'mutation') -Filter '*.json') {
+            $project = (Get-Content -Raw -LiteralPath $config.FullName | ConvertFrom-Json).'stryker-config'.project
+            $dir = Get-ChildItem -Path 'sdk', 'plugins' -Recurse -Filter $project | Where-Object { $_.FullName -notmatch '[\\/]obj[\\/]' } | Select-Object -First 1
+            Write-Log "mutating $($config.BaseName) ($($dir.DirectoryName))"
+            Push-Location -LiteralPath $dir.DirectoryName
+            & dotnet dotnet-stryker --config-file $config.FullName --output (Join-Path $PSScriptRoot 'artifacts' 'mutation' $config.BaseName)
+            if ($LASTEXITCODE -ne 0) { $status = 1 }
+            Pop-Location
+        }
+        exit $status
+    }
     'pack-tool' {
         $rid = if ($rest.Count -gt 0) { $rest[0] } else { [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier }
         Write-Log "packing the nextflow-rl tool for $rid (LibTorch included: this takes a few minutes)"
@@ -125,7 +141,7 @@ switch ($command) {
         exit $status
     }
     default {
-        Get-Content -LiteralPath $PSCommandPath -TotalCount 7 | Select-Object -Skip 1 | ForEach-Object { $_.Substring(2) }
+        Get-Content -LiteralPath $PSCommandPath -TotalCount 9 | Select-Object -Skip 1 | ForEach-Object { $_.Substring(2) }
         exit 2
     }
 }
