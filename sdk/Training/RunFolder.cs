@@ -49,8 +49,18 @@ public sealed class RunFolder : IDisposable
     public void LoadMetrics(int lastStep)
     {
         _rows.Clear();
-        var path = PathOf("metrics.jsonl");
-        if (!File.Exists(path)) return;
+        _rows.AddRange(ReadMetricRows(PathOf("metrics.jsonl")).Where(r => r["step"] <= lastStep));
+        RewriteMetrics();
+    }
+
+    /// <summary>
+    /// The rows of a <c>metrics.jsonl</c> file that have a <c>step</c>, up to the first line a crash cut short (everything
+    /// before it is intact); none when the file does not exist.
+    /// </summary>
+    public static List<SortedDictionary<string, double>> ReadMetricRows(string path)
+    {
+        var rows = new List<SortedDictionary<string, double>>();
+        if (!File.Exists(path)) return rows;
         foreach (var line in File.ReadLines(path))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
@@ -63,10 +73,10 @@ public sealed class RunFolder : IDisposable
             {
                 break; // a line cut by a crash: everything before it is intact
             }
-            if (row is null || !row.TryGetValue("step", out var step) || step > lastStep) continue;
-            _rows.Add(new SortedDictionary<string, double>(row, StringComparer.Ordinal));
+            if (row is null || !row.ContainsKey("step")) continue;
+            rows.Add(new SortedDictionary<string, double>(row, StringComparer.Ordinal));
         }
-        RewriteMetrics();
+        return rows;
     }
 
     /// <summary>Appends a step's metrics to the JSONL, CSV and TensorBoard logs.</summary>

@@ -107,6 +107,15 @@ public sealed class RunReportTests : IDisposable
     }
 
     [Fact]
+    public void AKilledRunsCutLastLineEndsTheRowsInsteadOfFailingTheReport()
+    {
+        var a = Run("killed", """{"step":1,"reward_mean":0.5}""", """{"step":2,"reward_mean":0.6}""", """{"step":3,"rew""");
+        var run = RunData.Read(a);
+        Assert.Equal([1.0, 2.0], run.Rows.Select(r => r["step"]));
+        Assert.Contains(">reward_mean</text>", RunReport.Render([run]));
+    }
+
+    [Fact]
     public void AFolderOfRunsStandsForEveryRunInIt()
     {
         var x = Run(Path.Combine("ablation", "vanilla", "seed-1"), "{}");

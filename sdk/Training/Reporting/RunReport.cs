@@ -50,10 +50,8 @@ public sealed class RunData
         if (!System.IO.Directory.Exists(dir)) throw new DirectoryNotFoundException($"run folder not found: {directory}");
         var metrics = Path.Combine(dir, "metrics.jsonl");
         if (!File.Exists(metrics)) throw new InvalidDataException($"{directory} is not a run folder (no metrics.jsonl)");
-        var rows = new List<IReadOnlyDictionary<string, double>>();
-        foreach (var (_, obj) in JsonLines.ReadObjects(metrics))
-            rows.Add(obj.Where(p => p.Value is JsonValue v && v.TryGetValue<double>(out _))
-                .ToDictionary(p => p.Key, p => p.Value!.GetValue<double>()));
+        // The run folder's own reader: a last line cut by a killed run ends the rows instead of failing the report.
+        var rows = RunFolder.ReadMetricRows(metrics);
         var summary = ReadObject(Path.Combine(dir, "summary.json"));
         var parts = dir.TrimEnd(Path.DirectorySeparatorChar).Split(Path.DirectorySeparatorChar);
         var samples = Path.Combine(dir, "samples");
@@ -61,7 +59,7 @@ public sealed class RunData
         {
             Directory = dir,
             Name = string.Join("/", parts.TakeLast(2)),
-            Rows = rows,
+            Rows = rows.ToList<IReadOnlyDictionary<string, double>>(),
             Config = ReadObject(Path.Combine(dir, "config.json")),
             Before = ReadEval(Path.Combine(dir, "eval_before.json")),
             After = ReadEval(Path.Combine(dir, "eval_after.json")),
