@@ -151,18 +151,9 @@ public sealed class FoundationVarPolicy : NextScalePolicyBase<Tensor>, INextScal
     public override IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories)
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        ArgumentNullException.ThrowIfNull(trajectories);
-        if (trajectories.Length != Schedule.Count)
-            throw new ArgumentException($"Decoding needs complete trajectories ({Schedule.Count} scales), got {trajectories.Length}.");
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        Tensor? fhat = null;
-        for (int k = 0; k < Schedule.Count; k++)
-        {
-            var e = TokenFeatures(trajectories.Grids[k].to(Device), k);
-            fhat = fhat is null ? e : fhat + e;
-        }
-        return ImageTensors.ToImages(_vae.DecodeFeatures(fhat!));
+        return ImageTensors.ToImages(_vae.DecodeFeatures(NextScaleSampler.AccumulatedFeatures(this, trajectories)));
     }
 
     /// <inheritdoc/>

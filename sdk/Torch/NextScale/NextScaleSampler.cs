@@ -175,6 +175,26 @@ public static class NextScaleSampler
     }
 
     /// <summary>
+    /// The accumulated features <c>[B, C, H, W]</c> of complete trajectories: the sum of every scale's
+    /// <see cref="INextScaleNetwork{TCondition}.TokenFeatures"/>, what a multi-scale VQ decoder turns into images.
+    /// </summary>
+    /// <exception cref="ArgumentException">The trajectories do not have every scale of the schedule.</exception>
+    public static Tensor AccumulatedFeatures<TCondition>(INextScaleNetwork<TCondition> network, TokenTrajectories trajectories)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(trajectories);
+        if (trajectories.Length != network.Schedule.Count)
+            throw new ArgumentException($"Decoding needs complete trajectories ({network.Schedule.Count} scales), got {trajectories.Length}.");
+        Tensor? fhat = null;
+        for (int k = 0; k < trajectories.Length; k++)
+        {
+            var e = network.TokenFeatures(trajectories.Grids[k].to(network.Device), k);
+            fhat = fhat is null ? e : fhat + e;
+        }
+        return fhat!;
+    }
+
+    /// <summary>
     /// Input features of every scale 1..end-1 given the tokens of scales 0..end-2: the accumulated features through
     /// scale k-1 downsampled to scale k's grid (no gradients: the tokenizer is frozen).
     /// </summary>

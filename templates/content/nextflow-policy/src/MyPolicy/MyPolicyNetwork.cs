@@ -113,11 +113,14 @@ public sealed class MyPolicyNetwork : nn.Module, INextScaleNetwork<Tensor>
     public Tensor DownsampleFeatures(Tensor accumulated, int scale) =>
         nn.functional.adaptive_avg_pool2d(accumulated, [Config.Sides[scale], Config.Sides[scale]]);
 
-    /// <summary>Accumulated features of the finest grid to RGB in [0, 1], <c>[B, H, W, 3]</c> at pixel resolution.</summary>
+    /// <summary>
+    /// Accumulated features of the finest grid to an image tensor <c>[B, 3, H, W]</c> in [-1, 1] at pixel resolution
+    /// (the range <c>ImageTensors.ToImages</c> takes).
+    /// </summary>
     public Tensor ToImage(Tensor accumulated)
     {
-        var rgb = nn.functional.sigmoid(_toRgb.forward(accumulated.permute(0, 2, 3, 1)));
-        return rgb.repeat_interleave(Config.PixelsPerToken, 1).repeat_interleave(Config.PixelsPerToken, 2);
+        var rgb = nn.functional.sigmoid(_toRgb.forward(accumulated.permute(0, 2, 3, 1))).permute(0, 3, 1, 2) * 2 - 1;
+        return rgb.repeat_interleave(Config.PixelsPerToken, 2).repeat_interleave(Config.PixelsPerToken, 3);
     }
 
     /// <summary>Multiply-adds of one forward pass over every position of <paramref name="rows"/> rows, times 2.</summary>

@@ -5,6 +5,7 @@ using NextFlowRL.Imaging;
 using NextFlowRL.Plugins;
 using NextFlowRL.Policies;
 using NextFlowRL.Torch.Devices;
+using NextFlowRL.Torch.Imaging;
 using NextFlowRL.Torch.NextScale;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -54,21 +55,9 @@ public sealed class MyPolicyPolicy : NextScalePolicyBase<Tensor>
     /// <inheritdoc/>
     public override IReadOnlyList<RgbImage> Decode(TokenTrajectories trajectories)
     {
-        ArgumentNullException.ThrowIfNull(trajectories);
         using var scope = NewDisposeScope();
         using var no = no_grad();
-        Tensor? accumulated = null;
-        for (int k = 0; k < trajectories.Length; k++)
-        {
-            var f = _net.TokenFeatures(trajectories.Grids[k].to(Device), k);
-            accumulated = accumulated is null ? f : accumulated + f;
-        }
-        using var bytes = (_net.ToImage(accumulated!) * 255).round().clamp(0, 255).to(ScalarType.Byte).cpu();
-        var size = _net.ImageSize;
-        var all = bytes.data<byte>().ToArray();
-        return Enumerable.Range(0, trajectories.Count)
-            .Select(i => new RgbImage(size, size, all.AsSpan(i * size * size * 3, size * size * 3)))
-            .ToList();
+        return ImageTensors.ToImages(_net.ToImage(NextScaleSampler.AccumulatedFeatures(_net, trajectories)));
     }
 
     /// <inheritdoc/>
