@@ -3,8 +3,16 @@ namespace NextFlowRL.Policies;
 /// <summary>How a policy samples tokens. The same options and seed give the same tokens.</summary>
 public sealed record SamplingOptions
 {
-    /// <summary>Seed of the sampler's random generator for this call.</summary>
+    /// <summary>Seed of the sampler's random generator for this call (used when <see cref="RowSeeds"/> is null).</summary>
     public long Seed { get; init; }
+
+    /// <summary>
+    /// One seed per row of the call, or null. When set, row i draws every token from its own generator seeded with
+    /// <c>RowSeeds[i]</c>, so a row's tokens depend on its seed and its inputs only, never on which other rows share the
+    /// call: a batch split into shards (over processes or machines) samples what the whole batch samples. When null,
+    /// one generator seeded with <see cref="Seed"/> serves the whole call. <see cref="SamplingRandom"/> implements both.
+    /// </summary>
+    public IReadOnlyList<long>? RowSeeds { get; init; }
 
     /// <summary>Classifier-free guidance scale; 0 disables guidance (plain conditional distribution).</summary>
     public double CfgScale { get; init; }

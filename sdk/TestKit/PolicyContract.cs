@@ -16,6 +16,7 @@ public static class PolicyContract
     {
         SamplesMatchTheSchedule(policy, prompts);
         SamplingIsReproducible(policy, prompts);
+        RowSeedsMakeRowsIndependentOfTheBatch(policy, prompts);
         ContinueKeepsThePrefix(policy, prompts);
         LogProbsAreNormalizedAndSliceable(policy, prompts, tolerance);
         DecodeGivesOneImageOfTheInfoSizePerRow(policy, prompts);
@@ -48,6 +49,33 @@ public static class PolicyContract
         using var b = policy.Sample(prompts, o);
         for (int k = 0; k < a.Length; k++)
             Require(Same(a.Grids[k], b.Grids[k]), $"scale {k}: two samples with seed 7 differ");
+    }
+
+    /// <summary>
+    /// With <see cref="SamplingOptions.RowSeeds"/>, a row's tokens depend on its own seed, not on the rows beside it: the
+    /// last prompt sampled alone gives what it gives as the last row of the whole batch (what splitting a step's rollouts
+    /// over workers relies on), from scratch and when continuing a prefix.
+    /// </summary>
+    public static void RowSeedsMakeRowsIndependentOfTheBatch(INextScalePolicy policy, IReadOnlyList<string> prompts)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        Require(prompts.Count >= 2, "RowSeedsMakeRowsIndependentOfTheBatch needs at least two prompts");
+        using var _ = NewDisposeScope();
+        var seeds = Enumerable.Range(0, prompts.Count).Select(i => 1000L + 17 * i).ToArray();
+        var o = new SamplingOptions { CfgScale = 1.5, TopK = 0, Temperature = 1, RowSeeds = seeds };
+        using var all = policy.Sample(prompts, o);
+        using var alone = policy.Sample([prompts[^1]], o with { RowSeeds = [seeds[^1]] });
+        for (int k = 0; k < all.Length; k++)
+            Require(Same(all.Grids[k].narrow(0, prompts.Count - 1, 1), alone.Grids[k]),
+                $"scale {k}: the last row sampled with its row seed in a batch of {prompts.Count} differs from the same row sampled alone (are SamplingOptions.RowSeeds ignored? draw through NextFlowRL.Policies.SamplingRandom)");
+        int split = Math.Max(1, all.Length / 2);
+        using var prefix = all.Prefix(split);
+        using var continued = policy.Continue(prefix, o with { RowSeeds = seeds.Select(s => s + 1).ToArray() });
+        using var lastPrefix = prefix.Select([prompts.Count - 1]);
+        using var continuedAlone = policy.Continue(lastPrefix, o with { RowSeeds = [seeds[^1] + 1] });
+        for (int k = split; k < all.Length; k++)
+            Require(Same(continued.Grids[k].narrow(0, prompts.Count - 1, 1), continuedAlone.Grids[k]),
+                $"scale {k}: continuing the last prefix with its row seed in a batch differs from continuing it alone");
     }
 
     /// <summary>Continue keeps every prefix grid and completes the trajectory, for every split.</summary>

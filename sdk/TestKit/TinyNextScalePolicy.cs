@@ -63,7 +63,7 @@ public sealed class TinyNextScalePolicy : INextScalePolicy
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         using var _ = no_grad();
-        using var generator = new Generator((ulong)options.Seed);
+        using var random = new SamplingRandom(options, prefix.Count);
         var grids = prefix.Grids.Select(g => g.clone()).ToList();
         using var cond = _net.Condition(prefix.Prompts);
         using var uncond = zeros_like(cond);
@@ -87,8 +87,7 @@ public sealed class TinyNextScalePolicy : INextScalePolicy
                 sorted = sorted.masked_fill(remove, 0);
                 probs = zeros_like(probs).scatter(-1, index, sorted);
             }
-            var flat = probs.reshape(-1, Vocab);
-            var tokens = multinomial(flat, 1, generator: generator).reshape(prefix.Count, Schedule[t].Height, Schedule[t].Width);
+            var tokens = random.Draw(probs.reshape(prefix.Count, -1, Vocab)).reshape(prefix.Count, Schedule[t].Height, Schedule[t].Width);
             grids.Add(tokens.MoveToOuterDisposeScope());
         }
         return new TokenTrajectories(prefix.Prompts, grids);

@@ -6,6 +6,7 @@ using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
 using NextFlowRL.Torch.Memory;
 using NextFlowRL.Torch.NextScale;
+using NextFlowRL.Training.Rollouts;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -43,14 +44,17 @@ public sealed class GrpoTrainer : IDisposable
     private readonly TorchSharp.Modules.AdamW _optimizer;
     private readonly IReadOnlyList<TorchSharp.Modules.Parameter> _parameters;
     private readonly RssPeakSampler _rss;
+    private readonly IRolloutExecutor _rollouts;
 
     /// <summary>
     /// Creates a trainer. <paramref name="reference"/> must be given when <c>KlBeta &gt; 0</c>. <paramref name="trainable"/>
-    /// replaces the policy's own trainable parameters (LoRA: the adapters).
+    /// replaces the policy's own trainable parameters (LoRA: the adapters). <paramref name="rollouts"/> runs the rollouts and
+    /// rewards (default: in this process, <see cref="LocalRollouts"/>, sharded by <c>Train:Cluster:ShardPrompts</c>); the
+    /// trainer disposes it.
     /// </summary>
     /// <exception cref="ArgumentException">Invalid options or split scale (all problems listed).</exception>
     public GrpoTrainer(TrainerOptions options, INextScalePolicy policy, INextScalePolicy? reference, RewardEnsemble rewards, PromptSet prompts, ILogger logger,
-        IReadOnlyList<TorchSharp.Modules.Parameter>? trainable = null)
+        IReadOnlyList<TorchSharp.Modules.Parameter>? trainable = null, IRolloutExecutor? rollouts = null)
     {
         _o = options ?? throw new ArgumentNullException(nameof(options));
         var errors = options.Validate();
@@ -77,6 +81,7 @@ public sealed class GrpoTrainer : IDisposable
         _optimizer = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, 1e-8, options.WeightDecay);
         _policy.SetTraining(false); // no dropout: the loss's distribution must equal the sampler's
         _rss = new RssPeakSampler();
+        _rollouts = rollouts ?? new LocalRollouts(rewards, options.Cluster.ShardPrompts);
     }
 
     /// <summary>The VMR split scale m, or -1 for joint (vanilla) training.</summary>
@@ -123,42 +128,33 @@ public sealed class GrpoTrainer : IDisposable
         var clock = Stopwatch.StartNew();
         int G = _o.GroupSize, K = Split < 0 ? 1 : _o.Vmr.Continuations, P = _o.PromptsPerStep;
         var batch = _prompts.Batch(_o.Seed, s, P);
-        var groupPrompts = batch.SelectMany(p => Enumerable.Repeat(p, G)).ToList(); // P*G prefixes / trajectories
         long seed = Seeds.Mix(_o.Seed, s);
         var sampling = new SamplingOptions { Seed = seed, CfgScale = _o.Rollout.CfgScale, TopK = _o.Rollout.TopK, TopP = _o.Rollout.TopP, Temperature = _o.Rollout.Temperature };
 
         using var scope = NewDisposeScope();
         _rss.TakePeak();
 
-        // 1. Rollouts: G per prompt; with VMR each prefix gets K continuations (the first is the sampled trajectory itself).
-        //    A policy on the shared sampler also reports the sampler's own log-probs, for the parity monitor.
-        var (first, recorded) = SampleFirst(groupPrompts.Select(p => p.Prompt).ToList(), sampling, ct);
-        TokenTrajectories all = first;
-        if (K > 1)
+        // 1-2. Rollouts and rewards: G per prompt; with VMR each prefix gets K continuations (the first is the sampled
+        //      trajectory itself); a policy on the shared sampler also reports the sampler's own log-probs, for the parity
+        //      monitor. Here or on cluster workers, shard by shard: every draw depends on (seed, step, prompt, sample) only.
+        var request = new RolloutRequest
         {
-            using var prefix = first.Prefix(Split);
-            using var repeated = prefix.RepeatEach(K - 1);
-            using var continued = _policy.Continue(repeated, sampling with { Seed = Seeds.Mix(seed, 1) }, ct);
-            using var joined = TokenTrajectories.Concat([first, continued]);
-            int pg = groupPrompts.Count;
-            var order = Enumerable.Range(0, pg).SelectMany(i => Enumerable.Range(0, K).Select(k => k == 0 ? i : pg + i * (K - 1) + k - 1)).ToList();
-            all = joined.Select(order);
-        }
+            Step = s, StepSeed = seed, Prompts = batch, GroupSize = G, Continuations = K, Split = Split, Sampling = sampling,
+            RecordLogProbs = true, RecordGuided = _o.LossDistribution == LossDistribution.Guided,
+        };
+        using var rollouts = _rollouts.Run(request, _policy, ct);
+        var (first, all, images, scores) = (rollouts.First, rollouts.All, rollouts.Images, rollouts.Scores);
         int N = all.Count; // P*G*K complete trajectories; row r belongs to prefix r/K and prompt r/(G*K)
-        var images = _policy.Decode(all);
-        metrics["time_rollout"] = clock.Elapsed.TotalSeconds;
-        if (recorded is not null) ParityMonitor(first, recorded, metrics);
+        metrics["time_rollout"] = rollouts.SampleSeconds;
+        metrics["time_reward"] = rollouts.RewardSeconds;
+        foreach (var (key, value) in rollouts.Extra) metrics[key] = value;
+        if (rollouts.Recorded is not null) ParityMonitor(first, rollouts.Recorded, metrics);
         metrics["rss_peak_rollout_mb"] = _rss.TakePeak() / 1e6;
 
-        // 2. Rewards.
-        var rewardClock = Stopwatch.StartNew();
-        var samples = images.Select((img, r) => new RewardSample(img, groupPrompts[r / K].Prompt, groupPrompts[r / K].Metadata)).ToList();
-        var scores = Task.Run(() => _rewards.ScoreAsync(samples, ct), ct).GetAwaiter().GetResult();
+        var groupPrompts = batch.SelectMany(p => Enumerable.Repeat(p, G)).ToList(); // P*G prefixes / trajectories
         var promptGroups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G * K, G * K).ToList()).ToList();
         var R = _rewards.Combine(scores, _o.Aggregation, promptGroups, _o.AdvantageEpsilon);
-        metrics["time_reward"] = rewardClock.Elapsed.TotalSeconds;
         AddRewardMetrics(metrics, scores, R);
-        metrics["rss_peak_reward_mb"] = _rss.TakePeak() / 1e6;
 
         // 3. Updates: the algorithm turns the pass into one plan per update; the old log-probs of every plan after the
         //    first are taken now, before any optimizer step of this pass.
@@ -184,7 +180,7 @@ public sealed class GrpoTrainer : IDisposable
         metrics["phase"] = (double)kinds[0];
 
         var shown = Enumerable.Range(0, Math.Min(N, 8))
-            .Select(r => (images[r], $"{Shorten(samples[r].Prompt)} | R={(double.IsFinite(R[r]) ? R[r].ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
+            .Select(r => (images[r], $"{Shorten(groupPrompts[r / K].Prompt)} | R={(double.IsFinite(R[r]) ? R[r].ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
             .ToList();
         Step = s + 1;
         NativeHeap.Trim(); // the step's tensors are freed; hand their pages back before the next one
@@ -196,24 +192,13 @@ public sealed class GrpoTrainer : IDisposable
     /// differ between two runs with the same seed; every other metric is reproducible.
     /// </summary>
     public static bool IsMachineMetric(string key) =>
-        key.StartsWith("time_", StringComparison.Ordinal) || key.StartsWith("rss_", StringComparison.Ordinal) || key == "images_per_s";
+        key.StartsWith("time_", StringComparison.Ordinal) || key.StartsWith("rss_", StringComparison.Ordinal) || key.StartsWith("cluster_", StringComparison.Ordinal) || key == "images_per_s";
 
     /// <summary>The update's parts timed in every step's metrics (seconds, summed over the step's updates), beside <c>time_update_old</c>.</summary>
     public static readonly string[] UpdateParts = ["time_update_reference", "time_update_forward", "time_update_loss", "time_update_backward", "time_update_optimizer"];
 
     /// <summary>Rows of the parity monitor: the sampler's log-probs are compared with teacher-forced ones on this many rows.</summary>
     public const int ParityRows = 4;
-
-    /// <summary>The first pass; through the shared sampler (when the policy exposes it) with the loss distribution's log-probs recorded.</summary>
-    private (TokenTrajectories Trajectories, IReadOnlyList<Tensor>? Recorded) SampleFirst(IReadOnlyList<string> prompts, SamplingOptions sampling, CancellationToken ct)
-    {
-        if (_policy is ISamplerControl control)
-        {
-            var (t, lps) = control.Run(prompts, null, sampling, new SamplerSettings(RecordLogProbs: true, RecordGuided: _o.LossDistribution == LossDistribution.Guided), ct);
-            return (t, lps);
-        }
-        return (_policy.Sample(prompts, sampling, ct), null);
-    }
 
     /// <summary>
     /// The true train/rollout mismatch: the largest and mean |sampler log-prob - teacher-forced log-prob| of the loss's
@@ -583,6 +568,7 @@ public sealed class GrpoTrainer : IDisposable
     {
         _optimizer.Dispose();
         _rss.Dispose();
+        _rollouts.Dispose();
     }
 }
 

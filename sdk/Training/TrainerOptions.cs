@@ -170,6 +170,46 @@ public sealed class RolloutOptions
     public double Temperature { get; set; } = 0.6;
 }
 
+/// <summary>
+/// Rollout and reward workers on a cluster (<c>Train:Cluster</c>; docs/scaling.md). Without <see cref="Gateways"/> the
+/// rollouts run in this process; sharding (<see cref="ShardPrompts"/>) applies in both cases, so a clustered run and
+/// an in-process run with the same shards and seed give the same metrics.
+/// </summary>
+public sealed class ClusterOptions
+{
+    /// <summary>Gateway endpoints (<c>host:port</c>) of worker silos; empty = no cluster, rollouts in this process.</summary>
+    public List<string> Gateways { get; set; } = [];
+
+    /// <summary>The cluster's id (every worker of the cluster is started with the same one).</summary>
+    public string ClusterId { get; set; } = "nextflow";
+
+    /// <summary>The service id (the same on every member).</summary>
+    public string ServiceId { get; set; } = "nextflow-rl";
+
+    /// <summary>
+    /// Prompts per rollout shard, the unit a worker samples and scores (0 = the whole step in one shard; a cluster
+    /// needs at least as many shards as workers to use them all). Part of the run's definition: the same seed and
+    /// shard size give the same run however many workers run it.
+    /// </summary>
+    public int ShardPrompts { get; set; }
+
+    /// <summary>Seconds a shard may take before it is sent to another worker.</summary>
+    public double ShardTimeoutSeconds { get; set; } = 600;
+
+    /// <summary>Times a failed or timed-out shard is re-run on another worker before the step fails.</summary>
+    public int ShardRetries { get; set; } = 3;
+
+    /// <summary>
+    /// Shared secret the workers were started with (required when a gateway is not a loopback address); empty on loopback.
+    /// Read from the environment variable <c>NEXTFLOW_CLUSTER_SECRET</c> when unset.
+    /// </summary>
+    public string? Secret { get; set; }
+
+    /// <summary>Whether the run uses a cluster.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool Enabled => Gateways.Count > 0;
+}
+
 /// <summary>Everything a training run needs (configuration section <c>Train</c>).</summary>
 public sealed class TrainerOptions
 {
@@ -272,6 +312,9 @@ public sealed class TrainerOptions
     /// <summary>Rollout sampling.</summary>
     public RolloutOptions Rollout { get; set; } = new();
 
+    /// <summary>Rollout sharding and cluster workers.</summary>
+    public ClusterOptions Cluster { get; set; } = new();
+
     /// <summary>Run seed: data order, sampling seeds.</summary>
     public long Seed { get; set; } = 1;
 
@@ -348,6 +391,13 @@ public sealed class TrainerOptions
         Check(EvalImagesPerPrompt >= 1, $"Train:EvalImagesPerPrompt must be >= 1, got {EvalImagesPerPrompt}");
         Check(BootstrapResamples >= 100, $"Train:BootstrapResamples must be >= 100, got {BootstrapResamples}");
         Check(Threads >= 0, $"Train:Threads must be >= 0, got {Threads}");
+        Check(Cluster.ShardPrompts >= 0, $"Train:Cluster:ShardPrompts must be >= 0 (0 = one shard per step), got {Cluster.ShardPrompts}");
+        Check(Cluster.ShardTimeoutSeconds > 0, $"Train:Cluster:ShardTimeoutSeconds must be > 0, got {Cluster.ShardTimeoutSeconds}");
+        Check(Cluster.ShardRetries >= 0, $"Train:Cluster:ShardRetries must be >= 0, got {Cluster.ShardRetries}");
+        for (int i = 0; i < Cluster.Gateways.Count; i++)
+            Check(Cluster.Gateways[i].LastIndexOf(':') is var c && c > 0 && int.TryParse(Cluster.Gateways[i][(c + 1)..], out var port) && port is > 0 and < 65536,
+                $"Train:Cluster:Gateways:{i} must be host:port, got '{Cluster.Gateways[i]}'");
+        Check(!Cluster.Enabled || Lora.Rank == 0, "Train:Cluster with Train:Lora is not supported yet (workers receive full weights); train without LoRA or without the cluster");
         return errors;
     }
 }

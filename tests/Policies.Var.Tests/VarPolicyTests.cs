@@ -179,7 +179,7 @@ public sealed class VarPolicyTests
     {
         using var p = Tiny.Policy();
         var logits = randn(2, 5, 16);
-        using var gen = new Generator(1);
+        using var gen = new SamplingRandom(SamplingOptions.Plain(1), 2);
         var picked = NextScaleSampler.SampleTokens(logits, new SamplingOptions { TopK = 1 }, gen);
         Assert.True(Tiny.Same(picked, logits.argmax(-1)));
         var nucleus = NextScaleSampler.SampleTokens(logits, new SamplingOptions { TopP = 1e-4 }, gen);

@@ -49,10 +49,11 @@ public static class NextScaleSampler
     }
 
     /// <summary>Draws one token per site from logits <c>[B, n, V]</c> after temperature, then top-k, then top-p.</summary>
-    public static Tensor SampleTokens(Tensor logits, SamplingOptions options, Generator generator)
+    public static Tensor SampleTokens(Tensor logits, SamplingOptions options, SamplingRandom random)
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(random);
         using var scope = NewDisposeScope();
         long v = logits.shape[^1];
         // Full-size temporaries are freed as soon as the next one exists (the sampler's peak memory is here, at the
@@ -82,9 +83,9 @@ public static class NextScaleSampler
             sorted = sorted.masked_fill(before >= options.TopP, double.NegativeInfinity);
             l = full_like(l, double.NegativeInfinity).scatter(-1, order, sorted);
         }
-        var p = l.softmax(-1).reshape(-1, v);
+        var p = l.softmax(-1);
         if (owned) l.Dispose();
-        return multinomial(p, 1, replacement: true, generator: generator).view(logits.shape[0], logits.shape[1]).MoveToOuterDisposeScope();
+        return random.Draw(p).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -122,7 +123,7 @@ public static class NextScaleSampler
         var conditions = cfg ? prompts.Cast<string?>().Concat(Enumerable.Repeat<string?>(null, b)).ToArray() : prompts.ToArray<string?>();
         var cond = network.EncodeConditions(conditions);
         using var cache = settings.UseKvCache ? new KvCache(network.Layers) : null;
-        using var gen = new Generator((ulong)options.Seed, device);
+        using var random = new SamplingRandom(options, b, device);
         var grids = new List<Tensor>();
         var logps = new List<Tensor>();
         Tensor? fhat = null;
@@ -159,7 +160,7 @@ public static class NextScaleSampler
             {
                 var plain = logits!.narrow(0, 0, b);
                 var l = cfg ? Guide(plain, logits!.narrow(0, b, b), options.CfgScale, k, s) : plain;
-                idx = SampleTokens(l, options, gen).view(b, shape.Height, shape.Width);
+                idx = SampleTokens(l, options, random).view(b, shape.Height, shape.Width);
                 if (settings.RecordLogProbs)
                 {
                     var recorded = settings.RecordGuided ? l / options.Temperature : plain;

@@ -1,0 +1,272 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using NextFlowRL.Policies;
+using NextFlowRL.Training;
+using NextFlowRL.Training.Rollouts;
+using Orleans.Configuration;
+using Polly;
+using Polly.Retry;
+
+namespace NextFlowRL.Cluster;
+
+/// <summary>A worker will not serve this trainer (other plugins or contracts, wrong secret): not retried, the run stops with the reason.</summary>
+public sealed class WorkerRefusedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public WorkerRefusedException(string message) : base(message) { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkerRefusedException() { }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkerRefusedException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>
+/// The trainer's side of a cluster: an <see cref="IRolloutExecutor"/> that sends each shard of a step to a rollout
+/// worker grain, publishes the policy's weights once per version to each silo that asks, and re-runs a shard that fails
+/// or times out on another activation (Polly's retry; Orleans places the new activation on a live silo). Shards are
+/// joined in prompt order, so the step sees exactly what <see cref="LocalRollouts"/> with the same shard size gives.
+/// </summary>
+public sealed class ClusterRollouts : IRolloutExecutor
+{
+    private readonly IHost _client;
+    private readonly IClusterClient _cluster;
+    private readonly TrainerOptions _o;
+    private readonly WorkerFingerprint _trainer;
+    private readonly ILogger _logger;
+    private readonly string _runId = Guid.NewGuid().ToString("N");
+    private readonly string? _secret;
+    private WeightsPackage? _weights;
+
+    private ClusterRollouts(IHost client, TrainerOptions options, WorkerFingerprint trainer, string? secret, ILogger logger)
+    {
+        _client = client;
+        _cluster = client.Services.GetRequiredService<IClusterClient>();
+        _o = options;
+        _trainer = trainer;
+        _secret = secret;
+        _logger = logger;
+    }
+
+    /// <summary>Grain keys of attempt <paramref name="attempt"/> of shard <paramref name="shard"/>: a retry gets a fresh activation, placed on a live silo.</summary>
+    public static long GrainKey(int shard, int attempt) => (long)attempt << 32 | (uint)shard;
+
+    /// <summary>
+    /// Connects to the cluster named by <c>Train:Cluster</c> and checks that its workers run the trainer's plugins and
+    /// contracts for the run's components (<paramref name="trainer"/>).
+    /// </summary>
+    /// <exception cref="InvalidDataException">Bad endpoints, a missing secret outside loopback, no reachable gateway.</exception>
+    /// <exception cref="WorkerRefusedException">A worker differs from the trainer.</exception>
+    public static async Task<ClusterRollouts> ConnectAsync(TrainerOptions options, WorkerFingerprint trainer, ILogger logger, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(trainer);
+        var o = options.Cluster;
+        var endpoints = o.Gateways.Select(ParseEndpoint).ToList();
+        var secret = string.IsNullOrEmpty(o.Secret) ? Environment.GetEnvironmentVariable(SecretVariable) : o.Secret;
+        if (endpoints.Any(e => !IPAddress.IsLoopback(e.Address)) && string.IsNullOrEmpty(secret))
+            throw new InvalidDataException($"Train:Cluster:Gateways names a non-loopback address: a shared secret is required (Train:Cluster:Secret or {SecretVariable}, the same the workers were started with)");
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleansClient(c =>
+        {
+            c.UseStaticClustering(endpoints.ToArray());
+            c.Configure<Orleans.Configuration.ClusterOptions>(x => (x.ClusterId, x.ServiceId) = (o.ClusterId, o.ServiceId));
+            c.Configure<ClientMessagingOptions>(x => x.ResponseTimeout = TimeSpan.FromSeconds(o.ShardTimeoutSeconds));
+            c.Configure<GatewayOptions>(x => x.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+        });
+        var host = builder.Build();
+        try
+        {
+            using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            connect.CancelAfter(TimeSpan.FromSeconds(60));
+            await host.StartAsync(connect.Token);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            host.Dispose();
+            throw new InvalidDataException($"cannot reach the cluster '{o.ClusterId}' at {string.Join(", ", o.Gateways)}: {e.Message}", e);
+        }
+        var rollouts = new ClusterRollouts(host, options, trainer, secret, logger);
+        try
+        {
+            await rollouts.CheckWorkersAsync();
+            return rollouts;
+        }
+        catch
+        {
+            rollouts.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The environment variable read for the shared secret when <c>Train:Cluster:Secret</c> is unset.</summary>
+    public const string SecretVariable = "NEXTFLOW_CLUSTER_SECRET";
+
+    /// <summary>The join check: asks the activations of the first step's shards what they run.</summary>
+    private async Task CheckWorkersAsync()
+    {
+        int shards = RolloutShard.Layout(_o.PromptsPerStep, _o.Cluster.ShardPrompts).Count;
+        var seen = await Task.WhenAll(Enumerable.Range(0, shards).Select(i => _cluster.GetGrain<IRolloutWorker>(GrainKey(i, 0)).Describe()));
+        foreach (var worker in seen)
+        {
+            var differences = worker.DifferencesFrom(_trainer);
+            if (differences.Count > 0)
+                throw new WorkerRefusedException($"a worker of cluster '{_o.Cluster.ClusterId}' does not run this trainer's components: {string.Join("; ", differences)}");
+        }
+    }
+
+    /// <summary>Parses <c>host:port</c> (host names are resolved, IPv4 first).</summary>
+    /// <exception cref="InvalidDataException">Not host:port, or the host does not resolve.</exception>
+    public static IPEndPoint ParseEndpoint(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text[(colon + 1)..], out var port) || port is <= 0 or > 65535)
+            throw new InvalidDataException($"gateway '{text}' is not host:port");
+        var host = text[..colon].Trim('[', ']');
+        if (IPAddress.TryParse(host, out var ip)) return new IPEndPoint(ip, port);
+        try
+        {
+            var addresses = Dns.GetHostAddresses(host);
+            var chosen = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.First();
+            return new IPEndPoint(chosen, port);
+        }
+        catch (Exception e) when (e is SocketException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"gateway '{text}': host '{host}' does not resolve ({e.Message})", e);
+        }
+    }
+
+    /// <inheritdoc/>
+    public RolloutBatch Run(RolloutRequest request, INextScalePolicy policy, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(policy);
+        var clock = Stopwatch.StartNew();
+        if (_weights is null || _weights.Version != request.Step) _weights = Pack(policy, request.Step);
+        double packSeconds = clock.Elapsed.TotalSeconds;
+        var layout = RolloutShard.Layout(request.Prompts.Count, _o.Cluster.ShardPrompts);
+        int retries = 0;
+        var outcomes = Task.Run(() => Task.WhenAll(layout.Select((shard, i) => RunShardAsync(i, Job(request, policy.Name, shard.First, shard.Count), () => Interlocked.Increment(ref retries), cancellationToken))), cancellationToken)
+            .GetAwaiter().GetResult();
+        double wall = clock.Elapsed.TotalSeconds;
+        var batches = outcomes.Select((x, i) => x.ToBatch(Job(request, policy.Name, layout[i].First, layout[i].Count), policy.Schedule, policy.Device)).ToList();
+        var joined = RolloutBatch.Concat(batches);
+        double slowest = outcomes.Max(x => x.SampleSeconds + x.RewardSeconds);
+        return new RolloutBatch
+        {
+            First = joined.First, All = joined.All, Images = joined.Images, Scores = joined.Scores, Recorded = joined.Recorded,
+            SampleSeconds = joined.SampleSeconds, RewardSeconds = joined.RewardSeconds,
+            Extra = new Dictionary<string, double>
+            {
+                ["cluster_shards"] = layout.Count,
+                ["cluster_workers"] = outcomes.Select(x => x.Worker).Distinct().Count(),
+                ["cluster_retries"] = retries,
+                ["cluster_weights_mb"] = _weights.Contents.Sum(c => (double)c.Length) / 1e6,
+                ["time_cluster_pack"] = packSeconds,
+                ["time_cluster_phase"] = wall,
+                // Wall time of the phase beyond its slowest shard's own work: transfer, coordination, waiting.
+                ["time_cluster_overhead"] = Math.Max(0, wall - packSeconds - slowest),
+            },
+        };
+    }
+
+    private ShardJob Job(RolloutRequest r, string policy, int first, int count) => new()
+    {
+        RunId = _runId,
+        Version = r.Step,
+        Policy = policy,
+        Rewards = _o.Rewards.Select(RewardSpecMessage.From).ToArray(),
+        Trainer = _trainer,
+        Secret = _secret,
+        Step = r.Step,
+        StepSeed = r.StepSeed,
+        Prompts = r.Prompts.Select(p => p.Prompt).ToArray(),
+        Metadata = r.Prompts.Select(p => p.Metadata.ToDictionary()).ToArray(),
+        FirstPrompt = first,
+        PromptCount = count,
+        GroupSize = r.GroupSize,
+        Continuations = r.Continuations,
+        Split = r.Split,
+        CfgScale = r.Sampling.CfgScale,
+        TopK = r.Sampling.TopK,
+        TopP = r.Sampling.TopP,
+        Temperature = r.Sampling.Temperature,
+        RecordLogProbs = r.RecordLogProbs,
+        RecordGuided = r.RecordGuided,
+        Threads = _o.Threads,
+    };
+
+    private async Task<ShardOutcome> RunShardAsync(int shard, ShardJob job, Action onRetry, CancellationToken ct)
+    {
+        int attempt = 0;
+        var builder = new ResiliencePipelineBuilder();
+        if (_o.Cluster.ShardRetries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = _o.Cluster.ShardRetries,
+                Delay = TimeSpan.FromSeconds(1),
+                BackoffType = DelayBackoffType.Exponential,
+                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not WorkerRefusedException and not OperationCanceledException),
+                OnRetry = args =>
+                {
+                    onRetry();
+                    _logger.LogWarning("Step {Step}: shard {Shard} failed on its worker ({Error}); re-running it on another ({Attempt}/{Max})",
+                        job.Step + 1, shard, args.Outcome.Exception?.Message.ReplaceLineEndings(" "), args.AttemptNumber + 1, _o.Cluster.ShardRetries);
+                    return ValueTask.CompletedTask;
+                },
+            });
+        }
+        var pipeline = builder.Build();
+        return await pipeline.ExecuteAsync(async token =>
+        {
+            var grain = _cluster.GetGrain<IRolloutWorker>(GrainKey(shard, attempt++));
+            var outcome = await grain.Run(job);
+            if (outcome.NeedsWeights)
+            {
+                var refused = await grain.LoadWeights(_weights!);
+                if (refused is not null) throw new WorkerRefusedException(refused);
+                outcome = await grain.Run(job);
+            }
+            if (outcome.Refusal is not null) throw new WorkerRefusedException(outcome.Refusal);
+            if (outcome.NeedsWeights) throw new InvalidOperationException($"worker {outcome.Worker} lost weights version {job.Version} right after receiving them");
+            return outcome;
+        }, ct);
+    }
+
+    /// <summary>The policy's weights as the files of <see cref="INextScalePolicy.Save"/>.</summary>
+    private WeightsPackage Pack(INextScalePolicy policy, int version)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"nextflow-publish-{_runId}-{version}");
+        try
+        {
+            policy.Save(dir);
+            var files = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+            return new WeightsPackage(_runId, version, policy.Name, files.Select(f => Path.GetRelativePath(dir, f).Replace('\\', '/')).ToArray(), files.Select(File.ReadAllBytes).ToArray(), _secret);
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        try
+        {
+            _client.StopAsync(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
+        {
+            // Leaving: the cluster forgets a client that went away.
+        }
+        _client.Dispose();
+    }
+}

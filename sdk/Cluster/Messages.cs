@@ -1,0 +1,257 @@
+using NextFlowRL.Imaging;
+using NextFlowRL.Policies;
+using NextFlowRL.Rewards;
+using NextFlowRL.Training;
+using NextFlowRL.Training.Rollouts;
+using static TorchSharp.torch;
+
+namespace NextFlowRL.Cluster;
+
+/// <summary>
+/// A rollout worker: samples, decodes and scores one shard of a step with a policy replica at the weights version the
+/// trainer names. One activation per shard index; every activation of a silo shares that silo's replica.
+/// </summary>
+[Alias("NextFlowRL.Cluster.IRolloutWorker")]
+public interface IRolloutWorker : IGrainWithIntegerKey
+{
+    /// <summary>
+    /// Runs the shard, or answers <see cref="ShardOutcome.NeedsWeights"/> when this silo lacks the job's weights version
+    /// (send them with <see cref="LoadWeights"/> to the same grain and ask again), or <see cref="ShardOutcome.Refusal"/>
+    /// when the worker cannot serve this trainer (other plugins or contracts, wrong secret).
+    /// </summary>
+    [Alias("Run")]
+    Task<ShardOutcome> Run(ShardJob job);
+
+    /// <summary>Stores a weights version on this grain's silo (the files of <see cref="INextScalePolicy.Save"/>).</summary>
+    [Alias("LoadWeights")]
+    Task<string?> LoadWeights(WeightsPackage weights);
+
+    /// <summary>What the worker runs (plugins and contract versions), for the join check.</summary>
+    [Alias("Describe")]
+    Task<WorkerFingerprint> Describe();
+}
+
+/// <summary>A policy's weights at one version: the files its <see cref="INextScalePolicy.Save"/> writes.</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.WeightsPackage")]
+public sealed record WeightsPackage(
+    [property: Id(0)] string RunId,
+    [property: Id(1)] int Version,
+    [property: Id(2)] string Policy,
+    [property: Id(3)] string[] Files,
+    [property: Id(4)] byte[][] Contents,
+    [property: Id(5)] string? Secret);
+
+/// <summary>One shard of a step: the whole step's request (so row seeds use global prompt indices) and the shard's prompt range.</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.ShardJob")]
+public sealed record ShardJob
+{
+    /// <summary>The run (weights versions are per run).</summary>
+    [Id(0)] public required string RunId { get; init; }
+
+    /// <summary>Weights version to sample with (the trainer's completed passes).</summary>
+    [Id(1)] public required int Version { get; init; }
+
+    /// <summary>Policy component name.</summary>
+    [Id(2)] public required string Policy { get; init; }
+
+    /// <summary>Rewards to score with, in the run's order.</summary>
+    [Id(3)] public required RewardSpecMessage[] Rewards { get; init; }
+
+    /// <summary>What the trainer runs; a worker that differs refuses.</summary>
+    [Id(4)] public required WorkerFingerprint Trainer { get; init; }
+
+    /// <summary>The shared secret (null on loopback).</summary>
+    [Id(5)] public string? Secret { get; init; }
+
+    /// <summary>0-based step.</summary>
+    [Id(6)] public required int Step { get; init; }
+
+    /// <summary>The step seed.</summary>
+    [Id(7)] public required long StepSeed { get; init; }
+
+    /// <summary>Every prompt of the step.</summary>
+    [Id(8)] public required string[] Prompts { get; init; }
+
+    /// <summary>Metadata of every prompt of the step.</summary>
+    [Id(9)] public required Dictionary<string, string>[] Metadata { get; init; }
+
+    /// <summary>First prompt of the shard.</summary>
+    [Id(10)] public required int FirstPrompt { get; init; }
+
+    /// <summary>Prompts in the shard.</summary>
+    [Id(11)] public required int PromptCount { get; init; }
+
+    /// <summary>G.</summary>
+    [Id(12)] public required int GroupSize { get; init; }
+
+    /// <summary>K.</summary>
+    [Id(13)] public required int Continuations { get; init; }
+
+    /// <summary>VMR split scale.</summary>
+    [Id(14)] public required int Split { get; init; }
+
+    /// <summary>Guidance scale.</summary>
+    [Id(15)] public required double CfgScale { get; init; }
+
+    /// <summary>Top-k.</summary>
+    [Id(16)] public required int TopK { get; init; }
+
+    /// <summary>Top-p.</summary>
+    [Id(17)] public required double TopP { get; init; }
+
+    /// <summary>Temperature.</summary>
+    [Id(18)] public required double Temperature { get; init; }
+
+    /// <summary>Record the sampler's log-probs.</summary>
+    [Id(19)] public required bool RecordLogProbs { get; init; }
+
+    /// <summary>Record the guided distribution's log-probs.</summary>
+    [Id(20)] public required bool RecordGuided { get; init; }
+
+    /// <summary>Torch threads the trainer uses (0 = default): the same on the worker keeps the numerics identical.</summary>
+    [Id(21)] public required int Threads { get; init; }
+
+    /// <summary>The step's request, as the trainer made it.</summary>
+    public RolloutRequest ToRequest() => new()
+    {
+        Step = Step,
+        StepSeed = StepSeed,
+        Prompts = Prompts.Select((p, i) => new PromptRecord(p, Metadata[i])).ToList(),
+        GroupSize = GroupSize,
+        Continuations = Continuations,
+        Split = Split,
+        Sampling = new SamplingOptions { Seed = StepSeed, CfgScale = CfgScale, TopK = TopK, TopP = TopP, Temperature = Temperature },
+        RecordLogProbs = RecordLogProbs,
+        RecordGuided = RecordGuided,
+    };
+}
+
+/// <summary>A reward of the run, as <see cref="RewardSpec"/>.</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.RewardSpecMessage")]
+public sealed record RewardSpecMessage(
+    [property: Id(0)] string Name,
+    [property: Id(1)] double Weight,
+    [property: Id(2)] string OnFailure,
+    [property: Id(3)] int Retries,
+    [property: Id(4)] double TimeoutSeconds)
+{
+    /// <summary>From the run's spec.</summary>
+    public static RewardSpecMessage From(RewardSpec s) => new(s.Name, s.Weight, s.OnFailure.ToString(), s.Retries, s.TimeoutSeconds);
+
+    /// <summary>Back to a spec.</summary>
+    public RewardSpec ToSpec() => new() { Name = Name, Weight = Weight, OnFailure = Enum.Parse<RewardFailurePolicy>(OnFailure), Retries = Retries, TimeoutSeconds = TimeoutSeconds };
+}
+
+/// <summary>A scored region.</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.RegionMessage")]
+public sealed record RegionMessage(
+    [property: Id(0)] int X, [property: Id(1)] int Y, [property: Id(2)] int Width, [property: Id(3)] int Height,
+    [property: Id(4)] double Confidence, [property: Id(5)] string Label, [property: Id(6)] string? Target);
+
+/// <summary>One reward result.</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.ResultMessage")]
+public sealed record ResultMessage(
+    [property: Id(0)] double Score,
+    [property: Id(1)] Dictionary<string, double> Components,
+    [property: Id(2)] RegionMessage[] Regions,
+    [property: Id(3)] string? Error)
+{
+    /// <summary>From a result.</summary>
+    public static ResultMessage From(RewardResult r) => new(r.Score, r.Components.ToDictionary(), r.Regions.Select(g => new RegionMessage(g.X, g.Y, g.Width, g.Height, g.Confidence, g.Label, g.Target)).ToArray(), r.Error);
+
+    /// <summary>Back to a result.</summary>
+    public RewardResult ToResult() => new(Score, Components, Regions.Select(g => new RewardRegion(g.X, g.Y, g.Width, g.Height, g.Confidence, g.Label, g.Target)).ToList(), Error);
+}
+
+/// <summary>What a worker sends back for a shard.</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.ShardOutcome")]
+public sealed record ShardOutcome
+{
+    /// <summary>The silo lacks the job's weights version.</summary>
+    [Id(0)] public bool NeedsWeights { get; init; }
+
+    /// <summary>Why the worker will not serve this trainer (null when it did).</summary>
+    [Id(1)] public string? Refusal { get; init; }
+
+    /// <summary>Which worker ran the shard (silo address).</summary>
+    [Id(2)] public string Worker { get; init; } = "";
+
+    /// <summary>Per scale, the first trajectories' tokens (rows x h x w, row-major).</summary>
+    [Id(3)] public long[][] First { get; init; } = [];
+
+    /// <summary>Per scale, every trajectory's tokens (rows x K x h x w, row-major); empty when K is 1.</summary>
+    [Id(4)] public long[][] All { get; init; } = [];
+
+    /// <summary>Per scale, the sampler's log-probs of the first trajectories (empty when not recorded).</summary>
+    [Id(5)] public float[][] Recorded { get; init; } = [];
+
+    /// <summary>Decoded images: width, height, RGB bytes.</summary>
+    [Id(6)] public int[] ImageSizes { get; init; } = [];
+
+    /// <summary>RGB24 bytes of each image.</summary>
+    [Id(7)] public byte[][] Images { get; init; } = [];
+
+    /// <summary>Reward names, in order.</summary>
+    [Id(8)] public string[] RewardNames { get; init; } = [];
+
+    /// <summary>Per reward, one result per image.</summary>
+    [Id(9)] public ResultMessage[][] Results { get; init; } = [];
+
+    /// <summary>Images dropped by a reward's failure policy.</summary>
+    [Id(10)] public bool[] Dropped { get; init; } = [];
+
+    /// <summary>Reward retries.</summary>
+    [Id(11)] public int Retries { get; init; }
+
+    /// <summary>Seconds sampling and decoding on the worker.</summary>
+    [Id(12)] public double SampleSeconds { get; init; }
+
+    /// <summary>Seconds scoring on the worker.</summary>
+    [Id(13)] public double RewardSeconds { get; init; }
+
+    /// <summary>Packs a computed shard.</summary>
+    public static ShardOutcome From(RolloutBatch batch, string worker)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        static long[] Flat(Tensor t) => t.cpu().to(ScalarType.Int64).contiguous().data<long>().ToArray();
+        return new ShardOutcome
+        {
+            Worker = worker,
+            First = batch.First.Grids.Select(Flat).ToArray(),
+            All = ReferenceEquals(batch.First, batch.All) ? [] : batch.All.Grids.Select(Flat).ToArray(),
+            Recorded = batch.Recorded?.Select(t => t.cpu().to(ScalarType.Float32).contiguous().data<float>().ToArray()).ToArray() ?? [],
+            ImageSizes = batch.Images.SelectMany(i => new[] { i.Width, i.Height }).ToArray(),
+            Images = batch.Images.Select(i => i.Pixels.ToArray()).ToArray(),
+            RewardNames = batch.Scores.PerReward.Keys.ToArray(),
+            Results = batch.Scores.PerReward.Values.Select(v => v.Select(ResultMessage.From).ToArray()).ToArray(),
+            Dropped = batch.Scores.Dropped,
+            Retries = batch.Scores.Retries,
+            SampleSeconds = batch.SampleSeconds,
+            RewardSeconds = batch.RewardSeconds,
+        };
+    }
+
+    /// <summary>Unpacks the shard on the trainer, with the policy's schedule and device.</summary>
+    public RolloutBatch ToBatch(ShardJob job, ScaleSchedule schedule, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(schedule);
+        int n = job.PromptCount * job.GroupSize, K = job.Continuations;
+        var rowPrompts = Enumerable.Range(0, n).Select(i => job.Prompts[job.FirstPrompt + i / job.GroupSize]).ToArray();
+        TokenTrajectories Grids(long[][] flat, int rows, IReadOnlyList<string> prompts) =>
+            new(prompts, flat.Select((g, k) => tensor(g, [rows, schedule[k].Height, schedule[k].Width], device: device)).ToList());
+        var first = Grids(First, n, rowPrompts);
+        var all = All.Length == 0 ? first : Grids(All, n * K, rowPrompts.SelectMany(p => Enumerable.Repeat(p, K)).ToArray());
+        IReadOnlyList<Tensor>? recorded = Recorded.Length == 0 ? null
+            : Recorded.Select((g, k) => tensor(g, [n, schedule[k].Height, schedule[k].Width], device: device)).ToList();
+        var images = Images.Select((px, i) => new RgbImage(ImageSizes[2 * i], ImageSizes[2 * i + 1], px)).ToList();
+        var scores = new EnsembleScores
+        {
+            PerReward = RewardNames.Select((name, i) => (name, (IReadOnlyList<RewardResult>)Results[i].Select(r => r.ToResult()).ToList()))
+                .ToDictionary(x => x.name, x => x.Item2),
+            Dropped = Dropped,
+            Retries = Retries,
+        };
+        return new RolloutBatch { First = first, All = all, Images = images, Scores = scores, Recorded = recorded, SampleSeconds = SampleSeconds, RewardSeconds = RewardSeconds };
+    }
+}
