@@ -125,10 +125,8 @@ public sealed class ClusterRollouts : IRolloutExecutor
     public static IPEndPoint ParseEndpoint(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        int colon = text.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(text[(colon + 1)..], out var port) || port is <= 0 or > 65535)
+        if (!NextFlowRL.Training.ClusterOptions.TrySplitEndpoint(text, out var host, out var port))
             throw new InvalidDataException($"gateway '{text}' is not host:port");
-        var host = text[..colon].Trim('[', ']');
         if (IPAddress.TryParse(host, out var ip)) return new IPEndPoint(ip, port);
         try
         {
@@ -150,30 +148,22 @@ public sealed class ClusterRollouts : IRolloutExecutor
         var clock = Stopwatch.StartNew();
         if (_weights is null || _weights.Version != request.Step) _weights = Pack(policy, request.Step);
         double packSeconds = clock.Elapsed.TotalSeconds;
-        var layout = RolloutShard.Layout(request.Prompts.Count, _o.Cluster.ShardPrompts);
+        var jobs = RolloutShard.Layout(request.Prompts.Count, _o.Cluster.ShardPrompts).Select(shard => Job(request, policy.Name, shard.First, shard.Count)).ToList();
         int retries = 0;
-        var outcomes = Task.Run(() => Task.WhenAll(layout.Select((shard, i) => RunShardAsync(i, Job(request, policy.Name, shard.First, shard.Count), () => Interlocked.Increment(ref retries), cancellationToken))), cancellationToken)
+        var outcomes = Task.Run(() => Task.WhenAll(jobs.Select((job, i) => RunShardAsync(i, job, () => Interlocked.Increment(ref retries), cancellationToken))), cancellationToken)
             .GetAwaiter().GetResult();
         double wall = clock.Elapsed.TotalSeconds;
-        var batches = outcomes.Select((x, i) => x.ToBatch(Job(request, policy.Name, layout[i].First, layout[i].Count), policy.Schedule, policy.Device)).ToList();
-        var joined = RolloutBatch.Concat(batches);
+        var batch = RolloutBatch.Concat(outcomes.Select((x, i) => x.ToBatch(jobs[i], policy.Schedule, policy.Device)).ToList());
         double slowest = outcomes.Max(x => x.SampleSeconds + x.RewardSeconds);
-        return new RolloutBatch
-        {
-            First = joined.First, All = joined.All, Images = joined.Images, Scores = joined.Scores, Recorded = joined.Recorded,
-            SampleSeconds = joined.SampleSeconds, RewardSeconds = joined.RewardSeconds,
-            Extra = new Dictionary<string, double>
-            {
-                ["cluster_shards"] = layout.Count,
-                ["cluster_workers"] = outcomes.Select(x => x.Worker).Distinct().Count(),
-                ["cluster_retries"] = retries,
-                ["cluster_weights_mb"] = _weights.Contents.Sum(c => (double)c.Length) / 1e6,
-                ["time_cluster_pack"] = packSeconds,
-                ["time_cluster_phase"] = wall,
-                // Wall time of the phase beyond its slowest shard's own work: transfer, coordination, waiting.
-                ["time_cluster_overhead"] = Math.Max(0, wall - packSeconds - slowest),
-            },
-        };
+        batch.Extra["cluster_shards"] = jobs.Count;
+        batch.Extra["cluster_workers"] = outcomes.Select(x => x.Worker).Distinct().Count();
+        batch.Extra["cluster_retries"] = retries;
+        batch.Extra["cluster_weights_mb"] = _weights.Contents.Sum(c => (double)c.Length) / 1e6;
+        batch.Extra["time_cluster_pack"] = packSeconds;
+        batch.Extra["time_cluster_phase"] = wall;
+        // Wall time of the phase beyond its slowest shard's own work: transfer, coordination, waiting.
+        batch.Extra["time_cluster_overhead"] = Math.Max(0, wall - packSeconds - slowest);
+        return batch;
     }
 
     private ShardJob Job(RolloutRequest r, string policy, int first, int count) => new()

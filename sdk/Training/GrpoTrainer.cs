@@ -81,7 +81,7 @@ public sealed class GrpoTrainer : IDisposable
         _optimizer = optim.AdamW(_parameters, options.LearningRate, options.Beta1, options.Beta2, 1e-8, options.WeightDecay);
         _policy.SetTraining(false); // no dropout: the loss's distribution must equal the sampler's
         _rss = new RssPeakSampler();
-        _rollouts = rollouts ?? new LocalRollouts(rewards, options.Cluster.ShardPrompts);
+        _rollouts = rollouts ?? new LocalRollouts(rewards, options.Cluster.ShardPrompts, _rss);
     }
 
     /// <summary>The VMR split scale m, or -1 for joint (vanilla) training.</summary>
@@ -149,7 +149,8 @@ public sealed class GrpoTrainer : IDisposable
         metrics["time_reward"] = rollouts.RewardSeconds;
         foreach (var (key, value) in rollouts.Extra) metrics[key] = value;
         if (rollouts.Recorded is not null) ParityMonitor(first, rollouts.Recorded, metrics);
-        metrics["rss_peak_rollout_mb"] = _rss.TakePeak() / 1e6;
+        // What the executor did not measure (joining shards, the parity monitor, all of a remote phase) counts as rollout.
+        metrics["rss_peak_rollout_mb"] = Math.Max(metrics.GetValueOrDefault("rss_peak_rollout_mb"), _rss.TakePeak() / 1e6);
 
         var groupPrompts = batch.SelectMany(p => Enumerable.Repeat(p, G)).ToList(); // P*G prefixes / trajectories
         var promptGroups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G * K, G * K).ToList()).ToList();

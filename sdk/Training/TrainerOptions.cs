@@ -205,6 +205,16 @@ public sealed class ClusterOptions
     /// </summary>
     public string? Secret { get; set; }
 
+    /// <summary>Splits <c>host:port</c> (an IPv6 host may be bracketed); false when it is not of that form or the port is outside 1-65535.</summary>
+    public static bool TrySplitEndpoint(string text, out string host, out int port)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int colon = text.LastIndexOf(':');
+        host = colon > 0 ? text[..colon].Trim('[', ']') : "";
+        port = 0;
+        return colon > 0 && host.Length > 0 && int.TryParse(text[(colon + 1)..], out port) && port is > 0 and < 65536;
+    }
+
     /// <summary>Whether the run uses a cluster.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public bool Enabled => Gateways.Count > 0;
@@ -395,8 +405,7 @@ public sealed class TrainerOptions
         Check(Cluster.ShardTimeoutSeconds > 0, $"Train:Cluster:ShardTimeoutSeconds must be > 0, got {Cluster.ShardTimeoutSeconds}");
         Check(Cluster.ShardRetries >= 0, $"Train:Cluster:ShardRetries must be >= 0, got {Cluster.ShardRetries}");
         for (int i = 0; i < Cluster.Gateways.Count; i++)
-            Check(Cluster.Gateways[i].LastIndexOf(':') is var c && c > 0 && int.TryParse(Cluster.Gateways[i][(c + 1)..], out var port) && port is > 0 and < 65536,
-                $"Train:Cluster:Gateways:{i} must be host:port, got '{Cluster.Gateways[i]}'");
+            Check(ClusterOptions.TrySplitEndpoint(Cluster.Gateways[i], out _, out _), $"Train:Cluster:Gateways:{i} must be host:port, got '{Cluster.Gateways[i]}'");
         Check(!Cluster.Enabled || Lora.Rank == 0, "Train:Cluster with Train:Lora is not supported yet (workers receive full weights); train without LoRA or without the cluster");
         return errors;
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
+using NextFlowRL.Torch.Memory;
 using NextFlowRL.Torch.NextScale;
 using static TorchSharp.torch;
 
@@ -75,8 +76,8 @@ public sealed class RolloutBatch : IDisposable
     /// <summary>Seconds spent scoring (summed over shards).</summary>
     public double RewardSeconds { get; init; }
 
-    /// <summary>Machine figures of the phase (for example transfer time of a cluster), merged into the step's metrics.</summary>
-    public IReadOnlyDictionary<string, double> Extra { get; init; } = new Dictionary<string, double>();
+    /// <summary>Machine figures of the phase (resident peaks, a cluster's transfer time), merged into the step's metrics.</summary>
+    public Dictionary<string, double> Extra { get; } = new(StringComparer.Ordinal);
 
     /// <summary>Joins shards of consecutive prompt ranges, in order, into one batch.</summary>
     public static RolloutBatch Concat(IReadOnlyList<RolloutBatch> shards)
@@ -136,8 +137,9 @@ public interface IRolloutExecutor : IDisposable
 /// </summary>
 public static class RolloutShard
 {
-    /// <summary>Samples, continues, decodes and scores one shard.</summary>
-    public static RolloutBatch Run(INextScalePolicy policy, RewardEnsemble rewards, RolloutRequest request, int firstPrompt, int count, CancellationToken ct)
+    /// <summary>Samples, continues, decodes and scores one shard; <paramref name="sampled"/> is called between decoding and scoring.</summary>
+    public static RolloutBatch Run(INextScalePolicy policy, RewardEnsemble rewards, RolloutRequest request, int firstPrompt, int count, CancellationToken ct,
+        Action? sampled = null)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(rewards);
@@ -177,6 +179,7 @@ public static class RolloutShard
         }
         var images = policy.Decode(all);
         double sampleSeconds = clock.Elapsed.TotalSeconds;
+        sampled?.Invoke();
         clock.Restart();
         var samples = images.Select((img, r) => new RewardSample(img, rowPrompts[r / K].Prompt, rowPrompts[r / K].Metadata)).ToList();
         var scores = Task.Run(() => rewards.ScoreAsync(samples, ct), ct).GetAwaiter().GetResult();
@@ -202,17 +205,23 @@ public static class RolloutShard
     }
 }
 
-/// <summary>Rollouts in this process, shard after shard, with the trainer's own policy and rewards.</summary>
+/// <summary>
+/// Rollouts in this process, shard after shard, with the trainer's own policy and rewards. With a resident-memory
+/// sampler, the batch's <see cref="RolloutBatch.Extra"/> holds the peaks of the sampling and the scoring phases
+/// (<c>rss_peak_rollout_mb</c>, <c>rss_peak_reward_mb</c>, the largest over shards).
+/// </summary>
 public sealed class LocalRollouts : IRolloutExecutor
 {
     private readonly RewardEnsemble _rewards;
     private readonly int _shardPrompts;
+    private readonly RssPeakSampler? _rss;
 
-    /// <summary>Creates the executor; <paramref name="shardPrompts"/> prompts per shard (0 = the whole step in one batch).</summary>
-    public LocalRollouts(RewardEnsemble rewards, int shardPrompts)
+    /// <summary>Creates the executor; <paramref name="shardPrompts"/> prompts per shard (0 = the whole step in one batch); <paramref name="rss"/> (not owned) measures the phases' peaks.</summary>
+    public LocalRollouts(RewardEnsemble rewards, int shardPrompts, RssPeakSampler? rss = null)
     {
         _rewards = rewards ?? throw new ArgumentNullException(nameof(rewards));
         _shardPrompts = shardPrompts;
+        _rss = rss;
     }
 
     /// <inheritdoc/>
@@ -220,17 +229,28 @@ public sealed class LocalRollouts : IRolloutExecutor
     {
         ArgumentNullException.ThrowIfNull(request);
         var shards = new List<RolloutBatch>();
+        double rolloutPeak = 0, rewardPeak = 0;
         try
         {
             foreach (var (first, count) in RolloutShard.Layout(request.Prompts.Count, _shardPrompts))
-                shards.Add(RolloutShard.Run(policy, _rewards, request, first, count, cancellationToken));
+            {
+                shards.Add(RolloutShard.Run(policy, _rewards, request, first, count, cancellationToken,
+                    sampled: () => rolloutPeak = Math.Max(rolloutPeak, _rss?.TakePeak() ?? 0)));
+                rewardPeak = Math.Max(rewardPeak, _rss?.TakePeak() ?? 0);
+            }
         }
         catch
         {
             foreach (var s in shards) s.Dispose();
             throw;
         }
-        return RolloutBatch.Concat(shards);
+        var batch = RolloutBatch.Concat(shards);
+        if (_rss is not null)
+        {
+            batch.Extra["rss_peak_rollout_mb"] = rolloutPeak / 1e6;
+            batch.Extra["rss_peak_reward_mb"] = rewardPeak / 1e6;
+        }
+        return batch;
     }
 
     /// <inheritdoc/>
