@@ -79,7 +79,7 @@ internal static class Cli
             if (verbose) Console.Error.WriteLine(e);
             return Fail(e.Message, UsageError);
         }
-        catch (Exception e) when (e is ImageFormatException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ImageFormatException or InvalidDataException or NextFlowRL.Cluster.WorkerRefusedException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
         {
             if (verbose) Console.Error.WriteLine(e);
             return Fail(e.Message, RuntimeError);

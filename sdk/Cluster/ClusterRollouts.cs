@@ -41,6 +41,7 @@ public sealed class ClusterRollouts : IRolloutExecutor
     private readonly string _runId = Guid.NewGuid().ToString("N");
     private readonly string? _secret;
     private WeightsPackage? _weights;
+    private bool _disposed;
 
     private ClusterRollouts(IHost client, TrainerOptions options, WorkerFingerprint trainer, string? secret, ILogger logger)
     {
@@ -249,6 +250,8 @@ public sealed class ClusterRollouts : IRolloutExecutor
     /// <inheritdoc/>
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         try
         {
             _client.StopAsync(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();

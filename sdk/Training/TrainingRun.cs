@@ -34,6 +34,12 @@ public sealed class TrainingRunRequest
 
     /// <summary>Called when a phase starts (e.g. "evaluating 64 held-out prompts").</summary>
     public Action<string>? OnStatus { get; init; }
+
+    /// <summary>
+    /// Where the steps' rollouts and rewards run (e.g. workers of a cluster); null: in this process
+    /// (<see cref="Rollouts.LocalRollouts"/>). The run's trainer disposes it when the run ends.
+    /// </summary>
+    public Rollouts.IRolloutExecutor? Rollouts { get; init; }
 }
 
 /// <summary>The outcome of a run.</summary>
@@ -109,7 +115,7 @@ public static class TrainingRun
                     reference = loaded.CreateFrozenCopy();
                 }
             }
-            using var trainer = new GrpoTrainer(o, policy, reference, rewards, prompts, request.Logger, lora?.Parameters());
+            using var trainer = new GrpoTrainer(o, policy, reference, rewards, prompts, request.Logger, lora?.Parameters(), request.Rollouts);
             if (resumeFrom is not null) trainer.LoadState(resumeFrom);
             folder.LoadMetrics(trainer.Step);
 

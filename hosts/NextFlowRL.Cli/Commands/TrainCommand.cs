@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using NextFlowRL.Cluster;
 using NextFlowRL.Training;
 using Spectre.Console;
 
@@ -72,6 +73,7 @@ internal static class TrainCommand
         var provider = host.GetPolicyProvider(options.Policy);
         foreach (var r in options.Rewards) host.GetReward(r.Name); // unknown names fail before any work
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("train");
+        using var cluster = options.Cluster.Enabled ? await ConnectAsync(host, options, logger, ct) : null;
         ConsoleProgress? progress = null;
         var request = new TrainingRunRequest
         {
@@ -81,6 +83,7 @@ internal static class TrainCommand
             PolicyProvider = provider,
             ResolveReward = host.GetReward,
             Logger = logger,
+            Rollouts = cluster,
             OnStatus = s => Console.Error.WriteLine($"nextflow-rl: {s}"),
             OnStep = r =>
             {
@@ -98,6 +101,17 @@ internal static class TrainCommand
         PrintEval(summary);
         Console.Error.WriteLine($"nextflow-rl: done: {summary.CompletedSteps} steps in {ConsoleProgress.Format(summary.Elapsed)}; see {Path.Combine(dir, "curves.png")} and {Path.Combine(dir, "metrics.csv")}");
         return summary;
+    }
+
+    /// <summary>Joins the cluster of <c>Train:Cluster</c>: its workers must run this host's plugins for the run's components.</summary>
+    public static async Task<NextFlowRL.Cluster.ClusterRollouts> ConnectAsync(NextFlowRL.Hosting.NextFlowRLHost host, TrainerOptions options, ILogger logger, CancellationToken ct)
+    {
+        var components = options.Rewards.Select(r => WorkerFingerprint.Key(NextFlowRL.Plugins.ComponentKind.Reward, r.Name))
+            .Prepend(WorkerFingerprint.Key(NextFlowRL.Plugins.ComponentKind.Policy, options.Policy));
+        Console.Error.WriteLine($"nextflow-rl: joining cluster '{options.Cluster.ClusterId}' at {string.Join(", ", options.Cluster.Gateways)}");
+        var cluster = await NextFlowRL.Cluster.ClusterRollouts.ConnectAsync(options, WorkerFingerprint.Of(host).For(components), logger, ct);
+        Console.Error.WriteLine($"nextflow-rl: rollouts on the cluster's workers, {NextFlowRL.Training.Rollouts.RolloutShard.Layout(options.PromptsPerStep, options.Cluster.ShardPrompts).Count} shards per step");
+        return cluster;
     }
 
     private static string Detail(StepResult r)
