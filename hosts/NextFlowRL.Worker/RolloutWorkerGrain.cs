@@ -8,10 +8,13 @@ namespace NextFlowRL.Worker;
 /// <see cref="ShardPlacementAttribute"/> so that a step's shards spread over the silos and a retry lands on another one.
 /// </summary>
 [ShardPlacement]
-public sealed class RolloutWorkerGrain(WorkerReplicas replicas, ILogger<RolloutWorkerGrain> logger) : Grain, IRolloutWorker
+public sealed class RolloutWorkerGrain(WorkerReplicas replicas, Orleans.Runtime.ILocalSiloDetails silo, ILogger<RolloutWorkerGrain> logger) : Grain, IRolloutWorker
 {
     /// <inheritdoc/>
     public Task<WorkerFingerprint> Describe() => Task.FromResult(replicas.Fingerprint);
+
+    /// <inheritdoc/>
+    public Task<string> Location() => Task.FromResult(silo.SiloAddress.ToParsableString());
 
     /// <inheritdoc/>
     public async Task<string?> LoadWeights(WeightsPackage weights)

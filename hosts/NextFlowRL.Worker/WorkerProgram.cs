@@ -97,7 +97,8 @@ public static class WorkerProgram
             }
             else
             {
-                IPEndPoint? primaryEndpoint = string.IsNullOrEmpty(options.Primary) ? null : ClusterRollouts.ParseEndpoint(options.Primary);
+                // The primary names itself: Orleans' default primary is port 11111 whatever this silo's port is.
+                var primaryEndpoint = string.IsNullOrEmpty(options.Primary) ? new IPEndPoint(IPAddress.Loopback, options.SiloPort) : ClusterRollouts.ParseEndpoint(options.Primary);
                 silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, primaryEndpoint, options.ServiceId, options.ClusterId);
             }
             // Failure detection and other membership settings: Orleans:ClusterMembership (e.g. ProbeTimeout=00:00:02).

@@ -7,6 +7,7 @@ using NextFlowRL.Policies;
 using NextFlowRL.Training;
 using NextFlowRL.Training.Rollouts;
 using Orleans.Configuration;
+using Orleans.Runtime;
 using Polly;
 using Polly.Retry;
 
@@ -84,8 +85,9 @@ public sealed class ClusterRollouts : IRolloutExecutor
         try
         {
             using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            connect.CancelAfter(TimeSpan.FromSeconds(60));
+            connect.CancelAfter(TimeSpan.FromSeconds(o.JoinTimeoutSeconds));
             await host.StartAsync(connect.Token);
+            await WaitForWorkersAsync(host.Services.GetRequiredService<IClusterClient>(), o, connect.Token, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
@@ -102,6 +104,22 @@ public sealed class ClusterRollouts : IRolloutExecutor
         {
             rollouts.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Waits until the cluster's membership lists <c>Train:Cluster:MinWorkers</c> active silos.</summary>
+    private static async Task WaitForWorkersAsync(IClusterClient cluster, NextFlowRL.Training.ClusterOptions o, CancellationToken ct, CancellationToken user)
+    {
+        var management = cluster.GetGrain<IManagementGrain>(0);
+        int active = 0;
+        try
+        {
+            while ((active = (await management.GetHosts(onlyActive: true, ct)).Count) < o.MinWorkers)
+                await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+        }
+        catch (OperationCanceledException) when (!user.IsCancellationRequested)
+        {
+            throw new TimeoutException($"after {o.JoinTimeoutSeconds:0} s the cluster has {active} active workers, Train:Cluster:MinWorkers asks for {o.MinWorkers}");
         }
     }
 
@@ -218,18 +236,51 @@ public sealed class ClusterRollouts : IRolloutExecutor
         return await pipeline.ExecuteAsync(async token =>
         {
             var grain = _cluster.GetGrain<IRolloutWorker>(GrainKey(shard, attempt++));
-            var outcome = await grain.Run(job);
+            var silo = SiloAddress.FromParsableString(await grain.Location());
+            var outcome = await WhileAliveAsync(grain.Run(job), silo, token);
             if (outcome.NeedsWeights)
             {
-                var refused = await grain.LoadWeights(_weights!);
+                var refused = await WhileAliveAsync(grain.LoadWeights(_weights!), silo, token);
                 if (refused is not null) throw new WorkerRefusedException(refused);
-                outcome = await grain.Run(job);
+                outcome = await WhileAliveAsync(grain.Run(job), silo, token);
             }
             if (outcome.Refusal is not null) throw new WorkerRefusedException(outcome.Refusal);
             if (outcome.NeedsWeights) throw new InvalidOperationException($"worker {outcome.Worker} lost weights version {job.Version} right after receiving them");
             return outcome;
         }, ct);
     }
+
+    /// <summary>
+    /// Waits for a call to a worker on <paramref name="silo"/>, giving up as soon as the cluster's membership no longer
+    /// lists that silo as active: a call to a silo that died is otherwise only answered by the response timeout
+    /// (<c>Train:Cluster:ShardTimeoutSeconds</c>), which is sized for a slow shard, not for a dead machine.
+    /// </summary>
+    private async Task<T> WhileAliveAsync<T>(Task<T> call, SiloAddress silo, CancellationToken ct)
+    {
+        var management = _cluster.GetGrain<IManagementGrain>(0);
+        while (true)
+        {
+            var tick = Task.Delay(MembershipPoll, ct);
+            if (await Task.WhenAny(call, tick) == call) return await call;
+            Dictionary<SiloAddress, SiloStatus> active;
+            try
+            {
+                active = await management.GetHosts(onlyActive: true, ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                continue; // the gateway asked may itself be the one going away: ask again on the next tick
+            }
+            if (!active.ContainsKey(silo))
+            {
+                _ = call.ContinueWith(t => t.Exception, TaskScheduler.Default); // its timeout, later, is not an unobserved error
+                throw new SiloUnavailableException($"worker silo {silo} left the cluster while running the shard");
+            }
+        }
+    }
+
+    /// <summary>How often a running shard's silo is checked against the cluster's membership.</summary>
+    private static readonly TimeSpan MembershipPoll = TimeSpan.FromSeconds(1);
 
     /// <summary>The policy's weights as the files of <see cref="INextScalePolicy.Save"/>.</summary>
     private WeightsPackage Pack(INextScalePolicy policy, int version)

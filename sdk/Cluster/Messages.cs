@@ -29,6 +29,10 @@ public interface IRolloutWorker : IGrainWithIntegerKey
     /// <summary>What the worker runs (plugins and contract versions), for the join check.</summary>
     [Alias("Describe")]
     Task<WorkerFingerprint> Describe();
+
+    /// <summary>The silo this activation lives on (<see cref="Orleans.Runtime.SiloAddress.ToParsableString"/>): the trainer watches it while the shard runs.</summary>
+    [Alias("Location")]
+    Task<string> Location();
 }
 
 /// <summary>A policy's weights at one version: the files its <see cref="INextScalePolicy.Save"/> writes.</summary>

@@ -199,6 +199,12 @@ public sealed class ClusterOptions
     /// <summary>Times a failed or timed-out shard is re-run on another worker before the step fails.</summary>
     public int ShardRetries { get; set; } = 3;
 
+    /// <summary>Worker silos the trainer waits for (up to <see cref="JoinTimeoutSeconds"/>) before the first step.</summary>
+    public int MinWorkers { get; set; } = 1;
+
+    /// <summary>Seconds to wait for the cluster's gateways and for <see cref="MinWorkers"/> workers.</summary>
+    public double JoinTimeoutSeconds { get; set; } = 60;
+
     /// <summary>
     /// Shared secret the workers were started with (required when a gateway is not a loopback address); empty on loopback.
     /// Read from the environment variable <c>NEXTFLOW_CLUSTER_SECRET</c> when unset.
@@ -404,6 +410,8 @@ public sealed class TrainerOptions
         Check(Cluster.ShardPrompts >= 0, $"Train:Cluster:ShardPrompts must be >= 0 (0 = one shard per step), got {Cluster.ShardPrompts}");
         Check(Cluster.ShardTimeoutSeconds > 0, $"Train:Cluster:ShardTimeoutSeconds must be > 0, got {Cluster.ShardTimeoutSeconds}");
         Check(Cluster.ShardRetries >= 0, $"Train:Cluster:ShardRetries must be >= 0, got {Cluster.ShardRetries}");
+        Check(Cluster.MinWorkers >= 1, $"Train:Cluster:MinWorkers must be >= 1, got {Cluster.MinWorkers}");
+        Check(Cluster.JoinTimeoutSeconds > 0, $"Train:Cluster:JoinTimeoutSeconds must be > 0, got {Cluster.JoinTimeoutSeconds}");
         for (int i = 0; i < Cluster.Gateways.Count; i++)
             Check(ClusterOptions.TrySplitEndpoint(Cluster.Gateways[i], out _, out _), $"Train:Cluster:Gateways:{i} must be host:port, got '{Cluster.Gateways[i]}'");
         Check(!Cluster.Enabled || Lora.Rank == 0, "Train:Cluster with Train:Lora is not supported yet (workers receive full weights); train without LoRA or without the cluster");

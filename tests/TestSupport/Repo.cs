@@ -27,4 +27,7 @@ public static class Repo
 
     /// <summary>The built <c>nextflow-rl.dll</c>.</summary>
     public static string CliDll => PathOf("hosts", "NextFlowRL.Cli", "bin", Configuration, "net10.0", "nextflow-rl.dll");
+
+    /// <summary>The built <c>nextflow-worker.dll</c>.</summary>
+    public static string WorkerDll => PathOf("hosts", "NextFlowRL.Worker", "bin", Configuration, "net10.0", "nextflow-worker.dll");
 }

@@ -1,0 +1,99 @@
+using System.Globalization;
+using NextFlowRL.Testing;
+using Xunit;
+
+namespace NextFlowRL.Cluster.Tests;
+
+/// <summary>
+/// <c>nextflow-rl train</c> (the main job's algorithm: the bundled tiny-text VAR, the OCR reward, VMR + PANW + MP; small
+/// steps) in one process and on real worker silos: the same metrics, also when a silo is killed in the middle of a step.
+/// </summary>
+public sealed class ClusterRunTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "nextflow-cluster-tests", Guid.NewGuid().ToString("N")[..10]);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    /// <summary>The main job, shrunk: 2 prompts x 2 samples per step in 2 shards (one per worker), 4 steps (3 prefix, 1 suffix).</summary>
+    private static readonly string[] Small =
+    [
+        "--steps", "4", "--seed", "7",
+        "--set", "Train:Evaluate=false", "--set", "Train:SampleEvery=0", "--set", "Train:CheckpointEvery=0",
+        "--set", "Train:PromptsPerStep=2", "--set", "Train:GroupSize=2", "--set", "Train:Threads=1",
+        "--set", "Train:Cluster:ShardPrompts=1",
+    ];
+
+    private static string[] On(WorkerProcess[] workers) => workers.Length == 0 ? [] :
+    [
+        .. workers.SelectMany((w, i) => new[] { "--set", $"Train:Cluster:Gateways:{i}={w.Gateway}" }),
+        "--set", $"Train:Cluster:MinWorkers={workers.Length}", "--set", "Train:Cluster:ShardTimeoutSeconds=120",
+    ];
+
+    [Fact]
+    public async Task TwoSilosGiveTheInProcessMetricsAndAKilledSiloCostsARetryNotTheRun()
+    {
+        var local = await TrainAsync("local");
+        using var primary = await WorkerProcess.StartAsync(null, WorkerProcess.FastMembership);
+        using var second = await WorkerProcess.StartAsync(primary, WorkerProcess.FastMembership);
+
+        var cluster = await TrainAsync("cluster", primary, second);
+        AssertSameRun(local, cluster);
+        Assert.All(cluster, row => Assert.Equal(2, row["cluster_workers"])); // one shard on each silo, every step
+        Assert.All(cluster, row => Assert.Equal(0, row["cluster_retries"]));
+
+        // Again, with the second silo killed as soon as it starts its shard of step 2.
+        int printed = primary.Output.Length;
+        var killed = WatchAndKillAsync(second, "step 2:");
+        var survived = await TrainAsync("killed", primary, second);
+        await killed;
+        AssertSameRun(local, survived);
+        Assert.Equal(1, survived[1]["cluster_retries"]);
+        Assert.All(survived.Skip(2), row => Assert.Equal(1, row["cluster_workers"])); // the rest ran on the survivor
+        // The survivor ran its own shard of step 2 and the killed silo's again.
+        Assert.Equal(2, primary.Output[printed..].Split('\n').Count(l => l.Contains("step 2: shard of prompts", StringComparison.Ordinal)));
+    }
+
+    private static async Task WatchAndKillAsync(WorkerProcess worker, string line)
+    {
+        await worker.WaitForLineAsync(l => l.Contains(line, StringComparison.Ordinal), TimeSpan.FromMinutes(3));
+        worker.Kill();
+    }
+
+    private async Task<List<Dictionary<string, double>>> TrainAsync(string name, params WorkerProcess[] workers)
+    {
+        var run = Path.Combine(_dir, name);
+        var result = await CliRunner.RunAsync(["train", "--out", run, .. Small, .. On(workers)], TimeSpan.FromMinutes(4));
+        Assert.True(result.ExitCode == 0, $"{result}{string.Concat(workers.Select(w => $"\n--- worker {w.Gateway}\n{w.Output}"))}");
+        return ReadMetrics(Path.Combine(run, "metrics.csv"));
+    }
+
+    /// <summary>Every metric of every step equal, except wall times, memory peaks and the cluster's own figures.</summary>
+    private static void AssertSameRun(List<Dictionary<string, double>> expected, List<Dictionary<string, double>> actual)
+    {
+        static bool Compared(string key) => !key.StartsWith("time_", StringComparison.Ordinal) && !key.StartsWith("rss_", StringComparison.Ordinal)
+            && !key.StartsWith("cluster_", StringComparison.Ordinal) && key != "images_per_s";
+        Assert.Equal(expected.Count, actual.Count);
+        for (int i = 0; i < expected.Count; i++)
+        {
+            var keys = expected[i].Keys.Where(Compared).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(keys, actual[i].Keys.Where(Compared).Order(StringComparer.Ordinal).ToList());
+            Assert.Contains("reward_mean", keys);
+            foreach (var key in keys)
+                Assert.True(expected[i][key].Equals(actual[i][key]), $"step {i + 1}: {key} is {actual[i][key]:R}, in one process {expected[i][key]:R}");
+        }
+    }
+
+    private static List<Dictionary<string, double>> ReadMetrics(string path)
+    {
+        var lines = File.ReadAllLines(path);
+        var header = lines[0].Split(',');
+        return lines.Skip(1).Select(line => line.Split(',')
+                .Select((cell, i) => (header[i], cell))
+                .Where(x => x.cell.Length > 0)
+                .ToDictionary(x => x.Item1, x => double.Parse(x.cell, CultureInfo.InvariantCulture)))
+            .ToList();
+    }
+}
