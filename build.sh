@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # NextFlowRL build entry point. On a fresh Debian/Ubuntu machine with the .NET 10 SDK:
-#   ./build.sh test            install missing native packages (+ Chromium), build Release, run every test, print "N passed, N failed"
+#   ./build.sh test            install missing native packages (+ Chromium, Redis), build Release, run every test, print "N passed, N failed"
 #   ./build.sh run ARGS...     build Release and run nextflow-rl ARGS... (e.g. ./build.sh run train)
 #   ./build.sh deps            only install the native packages (Tesseract 5 + English data)
 #   ./build.sh pack            build Release and pack the sdk/ packages and the templates into artifacts/packages/
@@ -73,7 +73,7 @@ case "${1:-}" in
     ;;
   test)
     shift
-    deps chromium
+    deps chromium redis-server
     log "building ($CONFIGURATION)"
     if ! build; then echo "0 passed, 1 failed"; exit 1; fi
     results="$(mktemp -d)"

@@ -70,13 +70,15 @@ public sealed class ClusterRollouts : IRolloutExecutor
         var o = options.Cluster;
         var endpoints = o.Gateways.Select(ParseEndpoint).ToList();
         var secret = string.IsNullOrEmpty(o.Secret) ? Environment.GetEnvironmentVariable(SecretVariable) : o.Secret;
-        if (endpoints.Any(e => !IPAddress.IsLoopback(e.Address)) && string.IsNullOrEmpty(secret))
-            throw new InvalidDataException($"Train:Cluster:Gateways names a non-loopback address: a shared secret is required (Train:Cluster:Secret or {SecretVariable}, the same the workers were started with)");
+        bool loopback = string.IsNullOrWhiteSpace(o.Redis) ? endpoints.All(e => IPAddress.IsLoopback(e.Address)) : IsLoopbackRedis(o.Redis);
+        if (!loopback && string.IsNullOrEmpty(secret))
+            throw new InvalidDataException($"Train:Cluster names workers off this machine ({o.Where}): a shared secret is required (Train:Cluster:Secret or {SecretVariable}, the same the workers were started with)");
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.UseOrleansClient(c =>
         {
-            c.UseStaticClustering(endpoints.ToArray());
+            if (string.IsNullOrWhiteSpace(o.Redis)) c.UseStaticClustering(endpoints.ToArray());
+            else c.UseRedisClustering(o.Redis);
             c.Configure<Orleans.Configuration.ClusterOptions>(x => (x.ClusterId, x.ServiceId) = (o.ClusterId, o.ServiceId));
             c.Configure<ClientMessagingOptions>(x => x.ResponseTimeout = TimeSpan.FromSeconds(o.ShardTimeoutSeconds));
             c.Configure<GatewayOptions>(x => x.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
@@ -92,7 +94,7 @@ public sealed class ClusterRollouts : IRolloutExecutor
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             host.Dispose();
-            throw new InvalidDataException($"cannot reach the cluster '{o.ClusterId}' at {string.Join(", ", o.Gateways)}: {e.Message}", e);
+            throw new InvalidDataException($"cannot reach the cluster '{o.ClusterId}' at {o.Where}: {e.Message}", e);
         }
         var rollouts = new ClusterRollouts(host, options, trainer, secret, logger);
         try
@@ -137,6 +139,17 @@ public sealed class ClusterRollouts : IRolloutExecutor
             if (differences.Count > 0)
                 throw new WorkerRefusedException($"a worker of cluster '{_o.Cluster.ClusterId}' does not run this trainer's components: {string.Join("; ", differences)}");
         }
+    }
+
+    /// <summary>Whether every host of a StackExchange.Redis connection string is this machine.</summary>
+    private static bool IsLoopbackRedis(string configuration)
+    {
+        var hosts = configuration.Split(',').Select(p => p.Trim()).Where(p => p.Length > 0 && !p.Contains('=', StringComparison.Ordinal)).ToList();
+        return hosts.Count > 0 && hosts.All(h =>
+        {
+            var host = NextFlowRL.Training.ClusterOptions.TrySplitEndpoint(h, out var name, out _) ? name : h;
+            return host == "localhost" || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));
+        });
     }
 
     /// <summary>Parses <c>host:port</c> (host names are resolved, IPv4 first).</summary>

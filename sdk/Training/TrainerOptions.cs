@@ -177,8 +177,14 @@ public sealed class RolloutOptions
 /// </summary>
 public sealed class ClusterOptions
 {
-    /// <summary>Gateway endpoints (<c>host:port</c>) of worker silos; empty = no cluster, rollouts in this process.</summary>
+    /// <summary>Gateway endpoints (<c>host:port</c>) of worker silos; empty (and no <see cref="Redis"/>) = no cluster, rollouts in this process.</summary>
     public List<string> Gateways { get; set; } = [];
+
+    /// <summary>
+    /// Instead of <see cref="Gateways"/>: the Redis connection string of the workers' membership table
+    /// (<c>nextflow-worker --membership redis</c>); the trainer finds every live worker's gateway there.
+    /// </summary>
+    public string? Redis { get; set; }
 
     /// <summary>The cluster's id (every worker of the cluster is started with the same one).</summary>
     public string ClusterId { get; set; } = "nextflow";
@@ -223,7 +229,11 @@ public sealed class ClusterOptions
 
     /// <summary>Whether the run uses a cluster.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public bool Enabled => Gateways.Count > 0;
+    public bool Enabled => Gateways.Count > 0 || !string.IsNullOrWhiteSpace(Redis);
+
+    /// <summary>Where the cluster is, for messages: the gateways or the Redis table.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string Where => Gateways.Count > 0 ? string.Join(", ", Gateways) : $"the Redis membership table at {Redis}";
 }
 
 /// <summary>Everything a training run needs (configuration section <c>Train</c>).</summary>
@@ -414,6 +424,7 @@ public sealed class TrainerOptions
         Check(Cluster.JoinTimeoutSeconds > 0, $"Train:Cluster:JoinTimeoutSeconds must be > 0, got {Cluster.JoinTimeoutSeconds}");
         for (int i = 0; i < Cluster.Gateways.Count; i++)
             Check(ClusterOptions.TrySplitEndpoint(Cluster.Gateways[i], out _, out _), $"Train:Cluster:Gateways:{i} must be host:port, got '{Cluster.Gateways[i]}'");
+        Check(Cluster.Gateways.Count == 0 || string.IsNullOrWhiteSpace(Cluster.Redis), "Train:Cluster: give Gateways or Redis, not both");
         Check(!Cluster.Enabled || Lora.Rank == 0, "Train:Cluster with Train:Lora is not supported yet (workers receive full weights); train without LoRA or without the cluster");
         return errors;
     }

@@ -17,10 +17,10 @@ public sealed class ClusterRunTests : IDisposable
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
-    /// <summary>The main job, shrunk: 2 prompts x 2 samples per step in 2 shards (one per worker), 4 steps (3 prefix, 1 suffix).</summary>
+    /// <summary>The main job, shrunk: 2 prompts x 2 samples per step in 2 shards (one per worker).</summary>
     private static readonly string[] Small =
     [
-        "--steps", "4", "--seed", "7",
+        "--seed", "7",
         "--set", "Train:Evaluate=false", "--set", "Train:SampleEvery=0", "--set", "Train:CheckpointEvery=0",
         "--set", "Train:PromptsPerStep=2", "--set", "Train:GroupSize=2", "--set", "Train:Threads=1",
         "--set", "Train:Cluster:ShardPrompts=1",
@@ -35,7 +35,7 @@ public sealed class ClusterRunTests : IDisposable
     [Fact]
     public async Task TwoSilosGiveTheInProcessMetricsAndAKilledSiloCostsARetryNotTheRun()
     {
-        var local = await TrainAsync("local");
+        var local = await TrainAsync("local", [], FourSteps);
         using var primary = await WorkerProcess.StartAsync(null, WorkerProcess.FastMembership);
         using var second = await WorkerProcess.StartAsync(primary, WorkerProcess.FastMembership);
 
@@ -56,16 +56,37 @@ public sealed class ClusterRunTests : IDisposable
         Assert.Equal(2, primary.Output[printed..].Split('\n').Count(l => l.Contains("step 2: shard of prompts", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public async Task SilosFindEachOtherAndTheTrainerFindsThemThroughRedis()
+    {
+        var local = await TrainAsync("local", [], "--steps", "2");
+        using var redis = await RedisServer.StartAsync();
+        string[] membership = ["--membership", "redis", "--redis", redis.Connection, "--advertise", "127.0.0.1", .. WorkerProcess.FastMembership];
+        using var first = await WorkerProcess.StartAsync(null, membership);
+        using var second = await WorkerProcess.StartAsync(null, membership);
+        // No gateway list: the trainer reads the live gateways from the membership table.
+        var cluster = await TrainAsync("redis", [first, second], "--steps", "2", "--set", $"Train:Cluster:Redis={redis.Connection}",
+            "--set", "Train:Cluster:MinWorkers=2", "--set", "Train:Cluster:ShardTimeoutSeconds=120");
+        AssertSameRun(local, cluster);
+        Assert.All(cluster, row => Assert.Equal(2, row["cluster_workers"]));
+    }
+
     private static async Task WatchAndKillAsync(WorkerProcess worker, string line)
     {
         await worker.WaitForLineAsync(l => l.Contains(line, StringComparison.Ordinal), TimeSpan.FromMinutes(3));
         worker.Kill();
     }
 
-    private async Task<List<Dictionary<string, double>>> TrainAsync(string name, params WorkerProcess[] workers)
+    private Task<List<Dictionary<string, double>>> TrainAsync(string name, params WorkerProcess[] workers) => TrainAsync(name, workers, [.. FourSteps, .. On(workers)]);
+
+    /// <summary>4 steps: 3 prefix passes and a suffix pass.</summary>
+    private static readonly string[] FourSteps = ["--steps", "4"];
+
+    /// <summary>Trains with <see cref="Small"/> and <paramref name="extra"/> (later options win); <paramref name="workers"/>' output joins a failure's message.</summary>
+    private async Task<List<Dictionary<string, double>>> TrainAsync(string name, WorkerProcess[] workers, params string[] extra)
     {
         var run = Path.Combine(_dir, name);
-        var result = await CliRunner.RunAsync(["train", "--out", run, .. Small, .. On(workers)], TimeSpan.FromMinutes(4));
+        var result = await CliRunner.RunAsync(["train", "--out", run, .. Small, .. extra], TimeSpan.FromMinutes(4));
         Assert.True(result.ExitCode == 0, $"{result}{string.Concat(workers.Select(w => $"\n--- worker {w.Gateway}\n{w.Output}"))}");
         return ReadMetrics(Path.Combine(run, "metrics.csv"));
     }

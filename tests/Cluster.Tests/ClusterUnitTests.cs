@@ -134,6 +134,22 @@ public class ClusterUnitTests
         Assert.Contains(errors, e => e.Contains("Train:Cluster:JoinTimeoutSeconds must be > 0", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("Train:Cluster:ShardPrompts must be >= 0", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("Train:Cluster with Train:Lora is not supported yet", StringComparison.Ordinal));
+        var both = new TrainerOptions { Cluster = { Gateways = ["127.0.0.1:30000"], Redis = "127.0.0.1:6379" } };
+        Assert.Contains(both.Validate(), e => e.Contains("give Gateways or Redis, not both", StringComparison.Ordinal));
+        Assert.True(new NextFlowRL.Training.ClusterOptions { Redis = "127.0.0.1:6379" }.Enabled);
+        Assert.False(new NextFlowRL.Training.ClusterOptions().Enabled);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:6379", false)]
+    [InlineData("localhost:6379,password=x", false)]
+    [InlineData("10.0.0.5:6379", true)]
+    [InlineData("127.0.0.1:6379,redis.internal:6379", true)]
+    public async Task ASecretIsRequiredForWorkersOffThisMachine(string redis, bool refused)
+    {
+        var o = new TrainerOptions { Cluster = { Redis = redis, JoinTimeoutSeconds = 1 } };
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => ClusterRollouts.ConnectAsync(o, Trainer, NullLogger.Instance, default));
+        Assert.Equal(refused, e.Message.Contains("a shared secret is required", StringComparison.Ordinal));
     }
 
     [Fact]

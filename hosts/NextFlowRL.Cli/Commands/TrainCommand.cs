@@ -108,7 +108,7 @@ internal static class TrainCommand
     {
         var components = options.Rewards.Select(r => WorkerFingerprint.Key(NextFlowRL.Plugins.ComponentKind.Reward, r.Name))
             .Prepend(WorkerFingerprint.Key(NextFlowRL.Plugins.ComponentKind.Policy, options.Policy));
-        Console.Error.WriteLine($"nextflow-rl: joining cluster '{options.Cluster.ClusterId}' at {string.Join(", ", options.Cluster.Gateways)}");
+        Console.Error.WriteLine($"nextflow-rl: joining cluster '{options.Cluster.ClusterId}' at {options.Cluster.Where}");
         var cluster = await NextFlowRL.Cluster.ClusterRollouts.ConnectAsync(options, WorkerFingerprint.Of(host).For(components), logger, ct);
         Console.Error.WriteLine($"nextflow-rl: rollouts on the cluster's workers, {NextFlowRL.Training.Rollouts.RolloutShard.Layout(options.PromptsPerStep, options.Cluster.ShardPrompts).Count} shards per step");
         return cluster;
