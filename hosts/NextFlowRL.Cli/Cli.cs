@@ -14,7 +14,7 @@ internal static class Cli
     public const int Cancelled = 130;
 
     /// <summary>Built-in command paths; everything else may be a plugin command.</summary>
-    private static readonly string[][] BuiltIn = [["plugins"], ["score"], ["sample"], ["train"], ["eval"], ["ablate"], ["report"], ["bench", "train"], ["bench", "policy"], ["policy", "encode"], ["policy", "decode"], ["policy", "logprobs"], ["policy", "convert"]];
+    private static readonly string[][] BuiltIn = [["plugins"], ["score"], ["sample"], ["train"], ["eval"], ["ablate"], ["report"], ["bench", "train"], ["bench", "policy"], ["bench", "cluster"], ["policy", "encode"], ["policy", "decode"], ["policy", "logprobs"], ["policy", "convert"]];
 
     /// <summary>Length of the longest built-in command path that prefixes <paramref name="args"/> (0 when none).</summary>
     public static int BuiltInMatchLength(string[] args) =>

@@ -51,7 +51,7 @@ return await Cli.GuardAsync(globals.Verbose, async () =>
     root.Subcommands.Add(AblateCommand.Create(context));
     root.Subcommands.Add(ReportCommand.Create(context));
     root.Subcommands.Add(PolicyCommand.Create(context));
-    root.Subcommands.Add(new Command("bench", "Benchmarks (plugins add more, e.g. bench ocr, bench policy).") { BenchTrainCommand.Create(context), BenchPolicyCommand.Create(context) });
+    root.Subcommands.Add(new Command("bench", "Benchmarks (plugins add more, e.g. bench ocr).") { BenchTrainCommand.Create(context), BenchPolicyCommand.Create(context), BenchClusterCommand.Create(context) });
     Cli.AddPluginCommandsForHelp(root, context, rest);
 
     var parsed = root.Parse(rest);

@@ -36,8 +36,8 @@ public sealed class ClusterRunTests : IDisposable
     public async Task TwoSilosGiveTheInProcessMetricsAndAKilledSiloCostsARetryNotTheRun()
     {
         var local = await TrainAsync("local", [], FourSteps);
-        using var primary = await WorkerProcess.StartAsync(null, WorkerProcess.FastMembership);
-        using var second = await WorkerProcess.StartAsync(primary, WorkerProcess.FastMembership);
+        using var primary = await WorkerProcess.StartAsync(Repo.WorkerDll, null, WorkerProcess.FastMembership);
+        using var second = await WorkerProcess.StartAsync(Repo.WorkerDll, primary, WorkerProcess.FastMembership);
 
         var cluster = await TrainAsync("cluster", primary, second);
         AssertSameRun(local, cluster);
@@ -62,8 +62,8 @@ public sealed class ClusterRunTests : IDisposable
         var local = await TrainAsync("local", [], "--steps", "2");
         using var redis = await RedisServer.StartAsync();
         string[] membership = ["--membership", "redis", "--redis", redis.Connection, "--advertise", "127.0.0.1", .. WorkerProcess.FastMembership];
-        using var first = await WorkerProcess.StartAsync(null, membership);
-        using var second = await WorkerProcess.StartAsync(null, membership);
+        using var first = await WorkerProcess.StartAsync(Repo.WorkerDll, null, membership);
+        using var second = await WorkerProcess.StartAsync(Repo.WorkerDll, null, membership);
         // No gateway list: the trainer reads the live gateways from the membership table.
         var cluster = await TrainAsync("redis", [first, second], "--steps", "2", "--set", $"Train:Cluster:Redis={redis.Connection}",
             "--set", "Train:Cluster:MinWorkers=2", "--set", "Train:Cluster:ShardTimeoutSeconds=120");

@@ -15,7 +15,7 @@ public sealed class RefusalTests
     public async Task AWorkerWithoutTheRunsPluginsOrWithAnotherSecretIsRefused()
     {
         // A worker that lacks the OCR plugin and expects a secret.
-        using var worker = await WorkerProcess.StartAsync(null, "--set", "Plugins:Disabled:0=NextFlowRL.Rewards.Ocr", "--secret", "right");
+        using var worker = await WorkerProcess.StartAsync(Repo.WorkerDll, null, "--set", "Plugins:Disabled:0=NextFlowRL.Rewards.Ocr", "--secret", "right");
 
         var missing = await TrainAsync(worker, "--set", "Train:Cluster:Secret=right");
         Assert.True(missing.ExitCode == 1, missing.ToString());

@@ -96,6 +96,29 @@ public sealed class RemoteRewardTests
     }
 
     [Fact]
+    public async Task The_server_bundles_every_reward_of_the_cli_and_serves_ocr_as_scored_in_process()
+    {
+        var serverPlugins = Repo.PathOf("hosts", "NextFlowRL.RewardServer", "bin", Repo.Configuration, "net10.0", "plugins");
+        var cliPlugins = Path.Combine(Path.GetDirectoryName(Repo.CliDll)!, "plugins");
+        using var cli = NextFlowRLHost.Build(new ConfigurationBuilder().Build(), pluginDirectories: [cliPlugins]);
+        using var host = NextFlowRLHost.Build(new ConfigurationBuilder().Build(), pluginDirectories: [serverPlugins]);
+        var catalog = new HostRewardCatalog(host);
+        var cliRewards = cli.Components.Where(c => c.Kind == NextFlowRL.Plugins.ComponentKind.Reward).Select(c => c.Name).Order().ToList();
+        Assert.Contains("ocr", cliRewards);
+        Assert.Equal(cliRewards, catalog.List().Select(r => r.Name).Order().ToList());
+
+        await using var server = await Loopback.StartAsync(catalog);
+        using var remote = Client(server.Address, "ocr");
+        var image = TextRenderer.Render(160, 64, (255, 255, 255), [new TextItem("CAT", 80, 32, 36, "DejaVuSans-Bold", (0, 0, 0))]);
+        var sample = new RewardSample(image, "a sign that says \"CAT\"", new Dictionary<string, string> { ["target_words"] = "CAT" });
+        var viaServer = await remote.ScoreAsync([sample]);
+        var inProcess = await cli.GetReward("ocr").ScoreAsync([sample]);
+        Assert.Null(viaServer[0].Error);
+        Assert.Equal(inProcess[0].Score, viaServer[0].Score);
+        Assert.Equal(inProcess[0].Regions.Count, viaServer[0].Regions.Count);
+    }
+
+    [Fact]
     public async Task Sections_of_type_remote_become_extra_remote_rewards()
     {
         var echo = new EchoReward();

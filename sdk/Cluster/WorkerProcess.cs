@@ -2,18 +2,20 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using NextFlowRL.Testing;
 
-namespace NextFlowRL.Cluster.Tests;
+namespace NextFlowRL.Cluster;
 
-/// <summary>A <c>nextflow-worker</c> silo as a child process, its output watched line by line.</summary>
+/// <summary>
+/// A <c>nextflow-worker</c> silo on this machine as a child process, its output watched line by line: what
+/// <c>nextflow-rl bench cluster</c> and the cluster tests start. Killing it is a crash, not a graceful leave.
+/// </summary>
 public sealed class WorkerProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
     private readonly List<(Func<string, bool> Match, TaskCompletionSource<string> Seen)> _waits = [];
 
-    /// <summary>Failure detection in seconds rather than tens of seconds: a killed silo is declared dead quickly.</summary>
+    /// <summary>Failure detection in seconds rather than tens of seconds (for loopback clusters): a killed silo is declared dead quickly.</summary>
     public static readonly string[] FastMembership =
     [
         "--set", "Orleans:ClusterMembership:ProbeTimeout=00:00:02",
@@ -21,12 +23,12 @@ public sealed class WorkerProcess : IDisposable
         "--set", "Orleans:ClusterMembership:NumVotesForDeathDeclaration=1",
     ];
 
-    private WorkerProcess(int siloPort, int gatewayPort, IEnumerable<string> args)
+    private WorkerProcess(string dll, int siloPort, int gatewayPort, IEnumerable<string> args)
     {
         (SiloPort, GatewayPort) = (siloPort, gatewayPort);
-        if (!File.Exists(Repo.WorkerDll)) throw new FileNotFoundException($"Build hosts/NextFlowRL.Worker first: {Repo.WorkerDll} not found.");
+        if (!File.Exists(dll)) throw new FileNotFoundException($"the worker host {dll} does not exist (build hosts/NextFlowRL.Worker)", dll);
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetTempPath() };
-        foreach (var a in (string[])["exec", Repo.WorkerDll, "--silo-port", $"{siloPort}", "--gateway-port", $"{gatewayPort}", .. args]) start.ArgumentList.Add(a);
+        foreach (var a in (string[])["exec", dll, "--silo-port", $"{siloPort}", "--gateway-port", $"{gatewayPort}", .. args]) start.ArgumentList.Add(a);
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         _process = new Process { StartInfo = start };
         _process.OutputDataReceived += (_, e) => OnLine(e.Data);
@@ -51,10 +53,15 @@ public sealed class WorkerProcess : IDisposable
         get { lock (_output) return _output.ToString(); }
     }
 
-    /// <summary>Starts a silo on free ports (joining <paramref name="primary"/> unless it is the primary) and waits until it serves.</summary>
-    public static async Task<WorkerProcess> StartAsync(WorkerProcess? primary, params string[] args)
+    /// <summary>
+    /// Starts the silo <paramref name="dll"/> (<c>nextflow-worker.dll</c>) on free ports, joining <paramref name="primary"/>
+    /// unless it is the primary (localhost membership) or <paramref name="args"/> choose another membership, and waits until it serves.
+    /// </summary>
+    /// <exception cref="FileNotFoundException"><paramref name="dll"/> does not exist.</exception>
+    /// <exception cref="TimeoutException">The silo did not start in 90 s (its output is in the message).</exception>
+    public static async Task<WorkerProcess> StartAsync(string dll, WorkerProcess? primary, params string[] args)
     {
-        var worker = new WorkerProcess(FreePort(), FreePort(), [.. primary is null ? [] : new[] { "--primary", $"127.0.0.1:{primary.SiloPort}" }, .. args]);
+        var worker = new WorkerProcess(dll, FreePort(), FreePort(), [.. primary is null ? [] : new[] { "--primary", $"127.0.0.1:{primary.SiloPort}" }, .. args]);
         try
         {
             await worker.WaitForLineAsync(l => l.Contains("serving rollout workers", StringComparison.Ordinal), TimeSpan.FromSeconds(90), past: true);
@@ -102,6 +109,27 @@ public sealed class WorkerProcess : IDisposable
         _process.WaitForExit(10_000);
     }
 
+    /// <summary>
+    /// The worker host shipped beside <paramref name="baseDirectory"/> (a host's output folder), or the one this repository
+    /// builds next to it (<c>hosts/NextFlowRL.Worker/bin/&lt;configuration&gt;/net10.0/</c>); null when there is none.
+    /// </summary>
+    public static string? Find(string baseDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(baseDirectory);
+        var beside = Path.Combine(baseDirectory, DllName);
+        if (File.Exists(beside)) return beside;
+        // <repo>/hosts/<Host>/bin/<configuration>/<tfm>/
+        var tfm = new DirectoryInfo(baseDirectory.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
+        var configuration = tfm.Parent;
+        var hosts = configuration?.Parent?.Parent?.Parent;
+        if (configuration is null || hosts is null) return null;
+        var built = Path.Combine(hosts.FullName, "NextFlowRL.Worker", "bin", configuration.Name, tfm.Name, DllName);
+        return File.Exists(built) ? built : null;
+    }
+
+    /// <summary>The worker host's file name.</summary>
+    public const string DllName = "nextflow-worker.dll";
+
     /// <summary>A TCP port free on loopback now.</summary>
     public static int FreePort()
     {
@@ -118,57 +146,3 @@ public sealed class WorkerProcess : IDisposable
     }
 }
 
-/// <summary>A Redis server (Debian's <c>redis-server</c>, installed by <c>build.sh test</c>) on a free loopback port, without persistence.</summary>
-public sealed class RedisServer : IDisposable
-{
-    private readonly Process _process;
-
-    private RedisServer(int port)
-    {
-        Port = port;
-        var start = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])["--port", $"{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]) start.ArgumentList.Add(a);
-        _process = Process.Start(start)!;
-    }
-
-    private const string Program = "redis-server";
-
-    /// <summary>Its port.</summary>
-    public int Port { get; }
-
-    /// <summary>The StackExchange.Redis connection string.</summary>
-    public string Connection => $"127.0.0.1:{Port}";
-
-    /// <summary>Starts the server and waits until it accepts connections.</summary>
-    public static async Task<RedisServer> StartAsync()
-    {
-        if (!File.Exists("/usr/bin/redis-server") && !File.Exists("/usr/local/bin/redis-server"))
-            throw new FileNotFoundException("redis-server is not installed: ./build.sh test installs Debian's redis-server (or: apt-get install redis-server)");
-        var server = new RedisServer(WorkerProcess.FreePort());
-        for (var clock = Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(30); await Task.Delay(100))
-        {
-            if (server._process.HasExited) break;
-            try
-            {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, server.Port);
-                return server;
-            }
-            catch (SocketException)
-            {
-                // not listening yet
-            }
-        }
-        var output = server._process.HasExited ? await server._process.StandardOutput.ReadToEndAsync() : "";
-        server.Dispose();
-        throw new TimeoutException($"redis-server did not accept connections on port {server.Port}: {output}");
-    }
-
-    /// <inheritdoc/>
-    public void Dispose()
-    {
-        if (!_process.HasExited) _process.Kill();
-        _process.WaitForExit(10_000);
-        _process.Dispose();
-    }
-}
