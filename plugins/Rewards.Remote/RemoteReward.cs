@@ -2,6 +2,8 @@ using System.ComponentModel.DataAnnotations;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Grpc.Net.Client.Balancer;
+using Grpc.Net.Client.Configuration;
 using NextFlowRL.Imaging;
 using NextFlowRL.Plugins;
 using NextFlowRL.Rewards.Remote.Protocol;
@@ -13,6 +15,20 @@ public sealed class RemoteRewardOptions : IValidatableObject
 {
     /// <summary>The reward server, e.g. <c>http://127.0.0.1:5055</c> (h2c) or <c>https://rewards.example:443</c>. Checked on first use when unset.</summary>
     public string? Endpoint { get; set; }
+
+    /// <summary>
+    /// Several replicas of the reward server (instead of <see cref="Endpoint"/>; all http or all https): calls are spread
+    /// over those that report SERVING on the gRPC health service, with gRPC's <c>round_robin</c> balancer; a replica that
+    /// goes down costs a retry on another one.
+    /// </summary>
+    public List<string> Endpoints { get; set; } = [];
+
+    /// <summary>Seconds between health checks of the <see cref="Endpoints"/> (0: only when a connection fails).</summary>
+    [Range(0, 3600)]
+    public double HealthCheckSeconds { get; set; } = 5;
+
+    /// <summary>The replicas: <see cref="Endpoints"/>, or <see cref="Endpoint"/> alone.</summary>
+    public IReadOnlyList<string> Replicas() => Endpoints.Count > 0 ? Endpoints : string.IsNullOrWhiteSpace(Endpoint) ? [] : [Endpoint];
 
     /// <summary>The reward's name on the server (e.g. <c>clip</c>, <c>hpsv3</c>).</summary>
     public string? Reward { get; set; }
@@ -43,8 +59,13 @@ public sealed class RemoteRewardOptions : IValidatableObject
     /// <inheritdoc/>
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (Endpoint is { Length: > 0 } && (!Uri.TryCreate(Endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
-            yield return new ValidationResult($"Endpoint '{Endpoint}' is not an absolute http:// or https:// address", [nameof(Endpoint)]);
+        if (Endpoint is { Length: > 0 } && Endpoints.Count > 0)
+            yield return new ValidationResult("give Endpoint or Endpoints, not both", [nameof(Endpoint), nameof(Endpoints)]);
+        foreach (var e in Replicas())
+            if (!Uri.TryCreate(e, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                yield return new ValidationResult($"Endpoint '{e}' is not an absolute http:// or https:// address", [Endpoints.Count > 0 ? nameof(Endpoints) : nameof(Endpoint)]);
+        if (Replicas().Select(e => e.Split(':')[0]).Distinct().Count() > 1)
+            yield return new ValidationResult("Endpoints must all be http:// or all https://", [nameof(Endpoints)]);
     }
 }
 
@@ -74,6 +95,7 @@ public sealed class RemoteReward : IRewardModel, IDisposable
     private readonly object _gate = new();
     private GrpcChannel? _channel;
     private RewardService.RewardServiceClient? _client;
+    private ServiceProvider? _services;
 
     /// <summary>Creates the reward (connects lazily).</summary>
     public RemoteReward(string name, RemoteRewardOptions options)
@@ -193,28 +215,51 @@ public sealed class RemoteReward : IRewardModel, IDisposable
 
     private (RewardService.RewardServiceClient Client, string Endpoint) Client()
     {
-        var endpoint = _options.Endpoint;
-        if (string.IsNullOrWhiteSpace(endpoint))
-            throw new RemoteRewardException($"{Name}: Rewards:{Name}:Endpoint is not set (e.g. http://127.0.0.1:5055)");
+        var replicas = _options.Replicas();
+        if (replicas.Count == 0)
+            throw new RemoteRewardException($"{Name}: Rewards:{Name}:Endpoint is not set (e.g. http://127.0.0.1:5055; or Endpoints for several replicas)");
+        string endpoint = replicas.Count == 1 ? replicas[0] : $"[{string.Join(", ", replicas)}]";
         lock (_gate)
         {
             if (_client is not null) return (_client, endpoint);
-            if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-                throw new RemoteRewardException($"{Name}: Endpoint '{endpoint}' is not an absolute http:// or https:// address");
+            var uris = new List<Uri>();
+            foreach (var e in replicas)
+            {
+                if (!Uri.TryCreate(e, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                    throw new RemoteRewardException($"{Name}: Endpoint '{e}' is not an absolute http:// or https:// address");
+                uris.Add(uri);
+            }
+            if (uris.Select(u => u.Scheme).Distinct().Count() > 1)
+                throw new RemoteRewardException($"{Name}: Endpoints must all be http:// or all https://");
             var handler = new SocketsHttpHandler
             {
                 ConnectTimeout = TimeSpan.FromSeconds(Math.Min(_options.TimeoutSeconds, 30)),
                 EnableMultipleHttp2Connections = true,
                 PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
             };
-            _channel = GrpcChannel.ForAddress(uri, new GrpcChannelOptions
+            var channelOptions = new GrpcChannelOptions
             {
                 HttpHandler = handler,
                 DisposeHttpClient = true,
                 MaxSendMessageSize = _options.MaxMessageBytes,
                 MaxReceiveMessageSize = _options.MaxMessageBytes,
                 MaxRetryAttempts = 0,
-            });
+            };
+            if (uris.Count == 1)
+            {
+                _channel = GrpcChannel.ForAddress(uris[0], channelOptions);
+            }
+            else
+            {
+                // Several replicas: gRPC's own balancing, fed by a resolver that keeps only healthy replicas.
+                var services = new ServiceCollection();
+                services.AddSingleton<ResolverFactory>(new ReplicaResolverFactory(uris, TimeSpan.FromSeconds(_options.HealthCheckSeconds)));
+                _services = services.BuildServiceProvider();
+                channelOptions.ServiceProvider = _services;
+                channelOptions.Credentials = uris[0].Scheme == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
+                channelOptions.ServiceConfig = new ServiceConfig { LoadBalancingConfigs = { new RoundRobinConfig() } };
+                _channel = GrpcChannel.ForAddress($"{ReplicaResolverFactory.Scheme}:///{Name}", channelOptions);
+            }
             _client = new RewardService.RewardServiceClient(_channel);
             return (_client, endpoint);
         }
@@ -223,7 +268,11 @@ public sealed class RemoteReward : IRewardModel, IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        lock (_gate) _channel?.Dispose();
+        lock (_gate)
+        {
+            _channel?.Dispose();
+            _services?.Dispose();
+        }
     }
 }
 

@@ -118,6 +118,63 @@ public sealed class RemoteRewardTests
         Assert.Equal(inProcess[0].Regions.Count, viaServer[0].Regions.Count);
     }
 
+    /// <summary>Echo that counts its calls.</summary>
+    private sealed class CountingReward : IRewardModel
+    {
+        private readonly EchoReward _echo = new();
+        private int _calls;
+
+        public string Name => _echo.Name;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public Task<IReadOnlyList<RewardResult>> ScoreAsync(IReadOnlyList<RewardSample> samples, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _calls);
+            return _echo.ScoreAsync(samples, cancellationToken);
+        }
+    }
+
+    [Fact]
+    public async Task Replicas_share_the_calls_and_one_going_down_costs_retries_not_the_run()
+    {
+        var (a, b) = (new CountingReward(), new CountingReward());
+        var serverA = await Loopback.StartAsync(a);
+        await using var serverB = await Loopback.StartAsync(b);
+        using var remote = Client("", "echo", o => (o.Endpoint, o.Endpoints, o.HealthCheckSeconds, o.Retries) = (null, [serverA.Address, serverB.Address], 0.5, 4));
+        var sample = Images.Sample(4, 4, "a");
+        for (int i = 0; i < 12; i++) Assert.Null((await remote.ScoreAsync([sample]))[0].Error);
+        Assert.True(a.Calls >= 3 && b.Calls >= 3, $"round robin should use both replicas: {a.Calls} and {b.Calls} calls");
+
+        await serverA.DisposeAsync(); // a replica goes down mid-run
+        int before = b.Calls;
+        for (int i = 0; i < 12; i++) Assert.Null((await remote.ScoreAsync([sample]))[0].Error);
+        Assert.Equal(before + 12, b.Calls);
+    }
+
+    [Fact]
+    public async Task A_replica_that_reports_not_serving_gets_no_calls()
+    {
+        await using var empty = await Loopback.StartAsync(new DictionaryRewardCatalog([])); // health: NOT_SERVING (no rewards)
+        var good = new CountingReward();
+        await using var server = await Loopback.StartAsync(good);
+        using var remote = Client("", "echo", o => (o.Endpoint, o.Endpoints) = (null, [empty.Address, server.Address]));
+        var sample = Images.Sample(4, 4, "a");
+        for (int i = 0; i < 8; i++) Assert.Null((await remote.ScoreAsync([sample]))[0].Error); // the empty one would answer NOT_FOUND
+        Assert.Equal(8, good.Calls);
+    }
+
+    [Fact]
+    public void Replica_lists_are_validated()
+    {
+        static List<string> Problems(RemoteRewardOptions o) => o.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(o)).Select(r => r.ErrorMessage!).ToList();
+        Assert.Empty(Problems(new RemoteRewardOptions { Endpoints = ["http://a:1", "http://b:2"] }));
+        Assert.Contains("give Endpoint or Endpoints, not both", Problems(new RemoteRewardOptions { Endpoint = "http://a:1", Endpoints = ["http://b:2"] }));
+        Assert.Contains("Endpoints must all be http:// or all https://", Problems(new RemoteRewardOptions { Endpoints = ["http://a:1", "https://b:2"] }));
+        Assert.Contains("Endpoint 'b:2' is not an absolute http:// or https:// address", Problems(new RemoteRewardOptions { Endpoints = ["http://a:1", "b:2"] }));
+        Assert.Equal(["http://a:1"], new RemoteRewardOptions { Endpoint = "http://a:1" }.Replicas());
+    }
+
     [Fact]
     public async Task Sections_of_type_remote_become_extra_remote_rewards()
     {
@@ -301,7 +358,7 @@ public sealed class RemoteRewardTests
     {
         using var noEndpoint = new RemoteReward("remote", new RemoteRewardOptions { Reward = "x" });
         var e1 = await Assert.ThrowsAsync<RemoteRewardException>(() => noEndpoint.ScoreAsync([Images.Sample(4, 4, "a")]));
-        Assert.Equal("remote: Rewards:remote:Endpoint is not set (e.g. http://127.0.0.1:5055)", e1.Message);
+        Assert.Equal("remote: Rewards:remote:Endpoint is not set (e.g. http://127.0.0.1:5055; or Endpoints for several replicas)", e1.Message);
         using var noReward = new RemoteReward("remote", new RemoteRewardOptions { Endpoint = "http://127.0.0.1:1" });
         var e2 = await Assert.ThrowsAsync<RemoteRewardException>(() => noReward.ScoreAsync([Images.Sample(4, 4, "a")]));
         Assert.Equal("remote: Rewards:remote:Reward is not set (the reward's name on the server)", e2.Message);
