@@ -92,6 +92,10 @@ public sealed class WorkerReplicas : IDisposable
         }
     }
 
+    /// <summary>A reward of this worker's plugins.</summary>
+    /// <exception cref="NextFlowRL.Hosting.UnknownComponentException">No plugin provides it.</exception>
+    public NextFlowRL.Rewards.IRewardModel Reward(string name) => _host.GetReward(name);
+
     /// <summary>The run's rewards, resolved from this worker's plugins once per distinct list.</summary>
     public RewardEnsemble Rewards(IReadOnlyList<RewardSpecMessage> specs)
     {

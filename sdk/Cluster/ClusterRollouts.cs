@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using NextFlowRL.Policies;
+using NextFlowRL.Rewards;
 using NextFlowRL.Training;
 using NextFlowRL.Training.Rollouts;
 using Orleans.Configuration;
@@ -41,6 +42,7 @@ public sealed class ClusterRollouts : IRolloutExecutor
     private readonly ILogger _logger;
     private readonly string _runId = Guid.NewGuid().ToString("N");
     private readonly string? _secret;
+    private readonly ResiliencePipeline _retry;
     private WeightsPackage? _weights;
     private bool _disposed;
 
@@ -52,6 +54,7 @@ public sealed class ClusterRollouts : IRolloutExecutor
         _trainer = trainer;
         _secret = secret;
         _logger = logger;
+        _retry = BuildRetry(options.Cluster.ShardRetries, logger);
     }
 
     /// <summary>Grain keys of attempt <paramref name="attempt"/> of shard <paramref name="shard"/>: a retry gets a fresh activation, placed on a live silo.</summary>
@@ -84,19 +87,20 @@ public sealed class ClusterRollouts : IRolloutExecutor
             c.Configure<GatewayOptions>(x => x.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
         });
         var host = builder.Build();
+        int workers;
         try
         {
             using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
             connect.CancelAfter(TimeSpan.FromSeconds(o.JoinTimeoutSeconds));
             await host.StartAsync(connect.Token);
-            await WaitForWorkersAsync(host.Services.GetRequiredService<IClusterClient>(), o, connect.Token, ct);
+            workers = await WaitForWorkersAsync(host.Services.GetRequiredService<IClusterClient>(), o, connect.Token, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             host.Dispose();
             throw new InvalidDataException($"cannot reach the cluster '{o.ClusterId}' at {o.Where}: {e.Message}", e);
         }
-        var rollouts = new ClusterRollouts(host, options, trainer, secret, logger);
+        var rollouts = new ClusterRollouts(host, options, trainer, secret, logger) { Workers = workers };
         try
         {
             await rollouts.CheckWorkersAsync();
@@ -110,7 +114,7 @@ public sealed class ClusterRollouts : IRolloutExecutor
     }
 
     /// <summary>Waits until the cluster's membership lists <c>Train:Cluster:MinWorkers</c> active silos.</summary>
-    private static async Task WaitForWorkersAsync(IClusterClient cluster, NextFlowRL.Training.ClusterOptions o, CancellationToken ct, CancellationToken user)
+    private static async Task<int> WaitForWorkersAsync(IClusterClient cluster, NextFlowRL.Training.ClusterOptions o, CancellationToken ct, CancellationToken user)
     {
         var management = cluster.GetGrain<IManagementGrain>(0);
         int active = 0;
@@ -118,6 +122,7 @@ public sealed class ClusterRollouts : IRolloutExecutor
         {
             while ((active = (await management.GetHosts(onlyActive: true, ct)).Count) < o.MinWorkers)
                 await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+            return active;
         }
         catch (OperationCanceledException) when (!user.IsCancellationRequested)
         {
@@ -227,31 +232,10 @@ public sealed class ClusterRollouts : IRolloutExecutor
         Threads = _o.Threads,
     };
 
-    private async Task<ShardOutcome> RunShardAsync(int shard, ShardJob job, Action onRetry, CancellationToken ct)
-    {
-        int attempt = 0;
-        var builder = new ResiliencePipelineBuilder();
-        if (_o.Cluster.ShardRetries > 0)
+    private Task<ShardOutcome> RunShardAsync(int shard, ShardJob job, Action onRetry, CancellationToken ct) =>
+        OnWorkersAsync($"step {job.Step + 1}: shard {shard}", shard, async (key, token) =>
         {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                MaxRetryAttempts = _o.Cluster.ShardRetries,
-                Delay = TimeSpan.FromSeconds(1),
-                BackoffType = DelayBackoffType.Exponential,
-                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not WorkerRefusedException and not OperationCanceledException),
-                OnRetry = args =>
-                {
-                    onRetry();
-                    _logger.LogWarning("Step {Step}: shard {Shard} failed on its worker ({Error}); re-running it on another ({Attempt}/{Max})",
-                        job.Step + 1, shard, args.Outcome.Exception?.Message.ReplaceLineEndings(" "), args.AttemptNumber + 1, _o.Cluster.ShardRetries);
-                    return ValueTask.CompletedTask;
-                },
-            });
-        }
-        var pipeline = builder.Build();
-        return await pipeline.ExecuteAsync(async token =>
-        {
-            var grain = _cluster.GetGrain<IRolloutWorker>(GrainKey(shard, attempt++));
+            var grain = _cluster.GetGrain<IRolloutWorker>(key);
             var silo = SiloAddress.FromParsableString(await grain.Location());
             var outcome = await WhileAliveAsync(grain.Run(job), silo, token);
             if (outcome.NeedsWeights)
@@ -263,7 +247,84 @@ public sealed class ClusterRollouts : IRolloutExecutor
             if (outcome.Refusal is not null) throw new WorkerRefusedException(outcome.Refusal);
             if (outcome.NeedsWeights) throw new InvalidOperationException($"worker {outcome.Worker} lost weights version {job.Version} right after receiving them");
             return outcome;
-        }, ct);
+        }, onRetry, ct);
+
+    /// <summary>Active worker silos when the trainer joined (or last looked).</summary>
+    public int Workers { get; private set; }
+
+    /// <summary>
+    /// Scores <paramref name="samples"/> with the reward <paramref name="reward"/> on the reward workers, in
+    /// <paramref name="batches"/> batches at once (one per worker is the natural choice), with the shards' retries.
+    /// </summary>
+    /// <exception cref="WorkerRefusedException">A worker does not serve this trainer.</exception>
+    public async Task<IReadOnlyList<RewardResult>> ScoreAsync(string reward, IReadOnlyList<RewardSample> samples, int batches, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        if (samples.Count == 0) return [];
+        var layout = RolloutShard.Layout(samples.Count, (samples.Count + Math.Max(1, batches) - 1) / Math.Max(1, batches));
+        var parts = await Task.WhenAll(layout.Select((b, i) =>
+        {
+            var job = RewardJob.From(reward, _trainer, _secret, samples.Skip(b.First).Take(b.Count).ToList());
+            return OnWorkersAsync($"reward '{reward}': batch {i}", i, async (key, token) =>
+            {
+                var grain = _cluster.GetGrain<IRewardWorker>(key);
+                var silo = SiloAddress.FromParsableString(await grain.Location());
+                var outcome = await WhileAliveAsync(grain.Score(job), silo, token);
+                if (outcome.Refusal is not null) throw new WorkerRefusedException(outcome.Refusal);
+                if (outcome.Results.Length != b.Count) throw new InvalidDataException($"reward worker {outcome.Worker} returned {outcome.Results.Length} results for {b.Count} images");
+                return outcome.Results.Select(r => r.ToResult()).ToList();
+            }, null, ct);
+        }));
+        return parts.SelectMany(p => p).ToList();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="call"/> on worker grain key <see cref="GrainKey"/>(<paramref name="shard"/>, attempt), and
+    /// again on the next attempt's key after a failure (Polly's retry, <c>Train:Cluster:ShardRetries</c>; refusals and
+    /// cancellation are not retried).
+    /// </summary>
+    private async Task<T> OnWorkersAsync<T>(string what, int shard, Func<long, CancellationToken, Task<T>> call, Action? onRetry, CancellationToken ct)
+    {
+        var context = ResilienceContextPool.Shared.Get(ct);
+        context.Properties.Set(WhatKey, what);
+        if (onRetry is not null) context.Properties.Set(OnRetryKey, onRetry);
+        int attempt = 0;
+        try
+        {
+            return await _retry.ExecuteAsync(async c => await call(GrainKey(shard, attempt++), c.CancellationToken), context);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
+    private static readonly ResiliencePropertyKey<string> WhatKey = new("nextflow.cluster.what");
+    private static readonly ResiliencePropertyKey<Action> OnRetryKey = new("nextflow.cluster.onretry");
+
+    /// <summary>The one retry pipeline of this client: a failed call goes to a fresh activation, placed on another silo.</summary>
+    private static ResiliencePipeline BuildRetry(int retries, ILogger logger)
+    {
+        var builder = new ResiliencePipelineBuilder();
+        if (retries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = retries,
+                Delay = TimeSpan.FromSeconds(1),
+                BackoffType = DelayBackoffType.Exponential,
+                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not WorkerRefusedException and not OperationCanceledException),
+                OnRetry = args =>
+                {
+                    if (args.Context.Properties.TryGetValue(OnRetryKey, out var onRetry)) onRetry();
+                    args.Context.Properties.TryGetValue(WhatKey, out var what);
+                    logger.LogWarning("{What} failed on its worker ({Error}); re-running it on another ({Attempt}/{Max})",
+                        what, args.Outcome.Exception?.Message.ReplaceLineEndings(" "), args.AttemptNumber + 1, retries);
+                    return ValueTask.CompletedTask;
+                },
+            });
+        }
+        return builder.Build();
     }
 
     /// <summary>

@@ -35,6 +35,51 @@ public interface IRolloutWorker : IGrainWithIntegerKey
     Task<string> Location();
 }
 
+/// <summary>A reward worker: scores a batch of images with one named reward of the worker's plugins.</summary>
+[Alias("NextFlowRL.Cluster.IRewardWorker")]
+public interface IRewardWorker : IGrainWithIntegerKey
+{
+    /// <summary>Scores the batch, or answers <see cref="RewardOutcome.Refusal"/> when the worker cannot serve this trainer.</summary>
+    [Alias("Score")]
+    Task<RewardOutcome> Score(RewardJob job);
+
+    /// <summary>The silo this activation lives on (as <see cref="IRolloutWorker.Location"/>).</summary>
+    [Alias("Location")]
+    Task<string> Location();
+}
+
+/// <summary>A batch for a reward worker.</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.RewardJob")]
+public sealed record RewardJob(
+    [property: Id(0)] string Reward,
+    [property: Id(1)] WorkerFingerprint Trainer,
+    [property: Id(2)] string? Secret,
+    [property: Id(3)] int[] ImageSizes,
+    [property: Id(4)] byte[][] Images,
+    [property: Id(5)] string[] Prompts,
+    [property: Id(6)] Dictionary<string, string>[] Metadata)
+{
+    /// <summary>Packs samples.</summary>
+    public static RewardJob From(string reward, WorkerFingerprint trainer, string? secret, IReadOnlyList<RewardSample> samples)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        return new RewardJob(reward, trainer, secret, samples.SelectMany(s => new[] { s.Image.Width, s.Image.Height }).ToArray(),
+            samples.Select(s => s.Image.Pixels.ToArray()).ToArray(), samples.Select(s => s.Prompt).ToArray(), samples.Select(s => s.Metadata.ToDictionary()).ToArray());
+    }
+
+    /// <summary>The samples again.</summary>
+    public IReadOnlyList<RewardSample> Samples() =>
+        Images.Select((px, i) => new RewardSample(new RgbImage(ImageSizes[2 * i], ImageSizes[2 * i + 1], px), Prompts[i], Metadata[i])).ToList();
+}
+
+/// <summary>What a reward worker sends back.</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.RewardOutcome")]
+public sealed record RewardOutcome(
+    [property: Id(0)] string? Refusal,
+    [property: Id(1)] string Worker,
+    [property: Id(2)] ResultMessage[] Results,
+    [property: Id(3)] double Seconds);
+
 /// <summary>A policy's weights at one version: the files its <see cref="INextScalePolicy.Save"/> writes.</summary>
 [GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.WeightsPackage")]
 public sealed record WeightsPackage(

@@ -81,7 +81,8 @@ internal static class TrainCommand
             OutDir = dir,
             Resume = resume,
             PolicyProvider = provider,
-            ResolveReward = host.GetReward,
+            // On a cluster, rewards the trainer scores itself (the evaluations) go to the reward workers too.
+            ResolveReward = cluster is null ? host.GetReward : name => new ClusterReward(cluster, host.GetReward(name)),
             Logger = logger,
             Rollouts = cluster,
             OnStatus = s => Console.Error.WriteLine($"nextflow-rl: {s}"),
