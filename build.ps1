@@ -67,10 +67,11 @@ function Install-TesseractDebian([string[]] $Extra = @()) {
     return ($LASTEXITCODE -eq 0)
 }
 
-# -ForTests adds Chromium for the HTML report's browser test on Debian (on Windows and macOS the test uses an
-# installed Chrome or Edge, or NEXTFLOW_CHROMIUM).
+# -ForTests adds Chromium for the HTML report's browser test and Redis for the cluster's membership test on Debian
+# (on Windows and macOS the tests use an installed Chrome or Edge, or NEXTFLOW_CHROMIUM, and a redis-server on PATH,
+# or NEXTFLOW_REDIS_SERVER: brew install redis; on Windows Memurai).
 function Invoke-Deps([switch] $ForTests) {
-    $extra = if ($ForTests) { @('chromium') } else { @() }
+    $extra = if ($ForTests) { @('chromium', 'redis-server') } else { @() }
     $ok = if ($IsWindows) { Test-TesseractWindows }
           elseif ($IsMacOS) { Test-TesseractMac }
           elseif (Get-Command dpkg-query -ErrorAction SilentlyContinue) { Install-TesseractDebian -Extra $extra }

@@ -24,10 +24,9 @@ public sealed class RolloutWorkerGrain(WorkerReplicas replicas, Orleans.Runtime.
         await replicas.Gate.WaitAsync();
         try
         {
-            await Task.Run(() => replicas.Load(weights));
-            return null;
+            return await Task.Run(() => replicas.Load(weights));
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or NextFlowRL.Hosting.UnknownComponentException)
+        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or NextFlowRL.Hosting.UnknownComponentException)
         {
             return $"worker {RuntimeIdentity} cannot load weights version {weights.Version} of '{weights.Policy}': {e.Message}";
         }

@@ -3,6 +3,7 @@ using System.Text;
 using NextFlowRL.Cluster;
 using NextFlowRL.Hosting;
 using NextFlowRL.Policies;
+using NextFlowRL.Torch.Adapters;
 using NextFlowRL.Training;
 
 namespace NextFlowRL.Worker;
@@ -18,7 +19,7 @@ public sealed class WorkerReplicas : IDisposable
     private readonly NextFlowRLHost _host;
     private readonly byte[]? _secret;
     private readonly ILogger _logger;
-    private readonly Dictionary<string, (int Version, string Policy, INextScalePolicy Replica)> _replicas = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Version, string Policy, INextScalePolicy Replica, LoraSet? Adapters)> _replicas = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RewardEnsemble> _ensembles = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
@@ -60,31 +61,85 @@ public sealed class WorkerReplicas : IDisposable
             return _replicas.TryGetValue(runId, out var r) && r.Version == version && r.Policy == policy ? r.Replica : null;
     }
 
-    /// <summary>Loads a weights version (replacing the run's older one); the caller holds <see cref="Gate"/>.</summary>
-    /// <exception cref="InvalidDataException">The files are not a checkpoint of the named policy.</exception>
-    public void Load(WeightsPackage weights)
+    /// <summary>
+    /// Loads a weights version (replacing the run's older one); the caller holds <see cref="Gate"/>. A LoRA version
+    /// replaces only the adapters of the run's replica, built from the base weights sent with the first version.
+    /// </summary>
+    /// <returns>null, or <see cref="WeightsPackage.NeedsBase"/> for adapters of a run whose base this silo does not hold.</returns>
+    /// <exception cref="InvalidDataException">The files are not a checkpoint of the named policy, or adapters that do not fit it.</exception>
+    public string? Load(WeightsPackage weights)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        if (Replica(weights.RunId, weights.Version, weights.Policy) is not null) return; // another activation of this silo got it first
-        var dir = Path.Combine(Path.GetTempPath(), $"nextflow-worker-{Environment.ProcessId}-{weights.RunId}-{weights.Version}");
-        try
+        if (Replica(weights.RunId, weights.Version, weights.Policy) is not null) return null; // another activation of this silo got it first
+        if (weights.Lora is { } lora)
         {
-            for (int i = 0; i < weights.Files.Length; i++)
+            if (weights.BaseFiles is { Length: > 0 } baseFiles)
             {
-                var path = Path.GetFullPath(Path.Combine(dir, weights.Files[i]));
-                if (!path.StartsWith(Path.GetFullPath(dir) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-                    throw new InvalidDataException($"weights file '{weights.Files[i]}' would be written outside the replica's folder");
-                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                File.WriteAllBytes(path, weights.Contents[i]);
+                var replica = WithFiles(weights, "base", baseFiles, weights.BaseContents!, dir => _host.GetPolicyProvider(weights.Policy).Load(dir));
+                try
+                {
+                    if (replica is not IAdaptablePolicy adaptable)
+                        throw new InvalidDataException($"policy '{weights.Policy}' takes no LoRA adapters on this worker");
+                    var adapters = LoraSet.Attach(adaptable.AdaptableModule, lora.Rank, lora.Alpha, lora.Layers);
+                    Replace(weights.RunId, (-1, weights.Policy, replica, adapters));
+                }
+                catch
+                {
+                    replica.Dispose();
+                    throw;
+                }
             }
-            var replica = _host.GetPolicyProvider(weights.Policy).Load(dir);
+            (int, string, INextScalePolicy, LoraSet?) current;
             lock (_lock)
             {
-                if (_replicas.Remove(weights.RunId, out var old)) old.Replica.Dispose();
-                _replicas[weights.RunId] = (weights.Version, weights.Policy, replica);
+                if (!_replicas.TryGetValue(weights.RunId, out current) || current.Item4 is null || current.Item2 != weights.Policy) return WeightsPackage.NeedsBase;
             }
-            _logger.LogInformation("run {Run}: weights version {Version} of '{Policy}' loaded ({Megabytes:0.0} MB)",
-                weights.RunId[..8], weights.Version, weights.Policy, weights.Contents.Sum(c => (double)c.Length) / 1e6);
+            WithFiles(weights, "adapters", weights.Files, weights.Contents, dir =>
+            {
+                current.Item4!.Load(Path.Combine(dir, LoraFiles.Adapters));
+                return true;
+            });
+            lock (_lock) _replicas[weights.RunId] = current with { Item1 = weights.Version };
+        }
+        else
+        {
+            var replica = WithFiles(weights, "full", weights.Files, weights.Contents, dir => _host.GetPolicyProvider(weights.Policy).Load(dir));
+            Replace(weights.RunId, (weights.Version, weights.Policy, replica, null));
+        }
+        _logger.LogInformation("run {Run}: weights version {Version} of '{Policy}' loaded ({Megabytes:0.0} MB{Kind})", weights.RunId[..8], weights.Version, weights.Policy,
+            (weights.Contents.Sum(c => (double)c.Length) + (weights.BaseContents?.Sum(c => (double)c.Length) ?? 0)) / 1e6,
+            weights.Lora is null ? "" : weights.BaseFiles is { Length: > 0 } ? ", LoRA adapters and base" : ", LoRA adapters");
+        return null;
+    }
+
+    private void Replace(string runId, (int, string, INextScalePolicy, LoraSet?) replica)
+    {
+        lock (_lock)
+        {
+            if (_replicas.Remove(runId, out var old))
+            {
+                old.Adapters?.Dispose();
+                old.Replica.Dispose();
+            }
+            _replicas[runId] = replica;
+        }
+    }
+
+    /// <summary>Writes <paramref name="files"/> into a fresh folder, runs <paramref name="use"/> on it, deletes it.</summary>
+    private static T WithFiles<T>(WeightsPackage weights, string kind, string[] files, byte[][] contents, Func<string, T> use)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"nextflow-worker-{Environment.ProcessId}-{weights.RunId}-{weights.Version}-{kind}");
+        try
+        {
+            for (int i = 0; i < files.Length; i++)
+            {
+                var path = Path.GetFullPath(Path.Combine(dir, files[i]));
+                if (!path.StartsWith(Path.GetFullPath(dir) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                    throw new InvalidDataException($"weights file '{files[i]}' would be written outside the replica's folder");
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                File.WriteAllBytes(path, contents[i]);
+            }
+            return use(dir);
         }
         finally
         {
@@ -116,7 +171,11 @@ public sealed class WorkerReplicas : IDisposable
     {
         lock (_lock)
         {
-            foreach (var r in _replicas.Values) r.Replica.Dispose();
+            foreach (var r in _replicas.Values)
+            {
+                r.Adapters?.Dispose();
+                r.Replica.Dispose();
+            }
             _replicas.Clear();
         }
         Gate.Dispose();

@@ -44,6 +44,8 @@ public sealed class ClusterRollouts : IRolloutExecutor
     private readonly string? _secret;
     private readonly ResiliencePipeline _retry;
     private WeightsPackage? _weights;
+    private (string[] Files, byte[][] Contents)? _base;
+    private readonly HashSet<SiloAddress> _basesSent = [];
     private bool _disposed;
 
     private ClusterRollouts(IHost client, TrainerOptions options, WorkerFingerprint trainer, string? secret, ILogger logger)
@@ -183,7 +185,8 @@ public sealed class ClusterRollouts : IRolloutExecutor
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(policy);
         var clock = Stopwatch.StartNew();
-        if (_weights is null || _weights.Version != request.Step) _weights = Pack(policy, request.Step);
+        if (_weights is null || _weights.Version != request.Step)
+            _weights = request.Adapters is null ? Pack(policy, request.Step) : PackAdapters(policy, request.Adapters, request.Step);
         double packSeconds = clock.Elapsed.TotalSeconds;
         var jobs = RolloutShard.Layout(request.Prompts.Count, _o.Cluster.ShardPrompts).Select(shard => Job(request, policy.Name, shard.First, shard.Count)).ToList();
         int retries = 0;
@@ -196,7 +199,7 @@ public sealed class ClusterRollouts : IRolloutExecutor
         batch.Extra["cluster_shards"] = jobs.Count;
         batch.Extra["cluster_workers"] = outcomes.Select(x => x.Worker).Distinct().Count();
         batch.Extra["cluster_retries"] = retries;
-        batch.Extra["cluster_weights_mb"] = _weights.Contents.Sum(c => (double)c.Length) / 1e6;
+        batch.Extra["cluster_weights_mb"] = _weights.Contents.Sum(c => (double)c.Length) / 1e6; // per version (LoRA: the adapters; the base goes once per silo)
         batch.Extra["time_cluster_pack"] = packSeconds;
         batch.Extra["time_cluster_phase"] = wall;
         batch.Extra["time_cluster_work"] = outcomes.Sum(x => x.SampleSeconds + x.RewardSeconds); // the shards' own work, summed over workers
@@ -240,8 +243,13 @@ public sealed class ClusterRollouts : IRolloutExecutor
             var outcome = await WhileAliveAsync(grain.Run(job), silo, token);
             if (outcome.NeedsWeights)
             {
-                var refused = await WhileAliveAsync(grain.LoadWeights(_weights!), silo, token);
+                var weights = _weights!;
+                bool withBase = weights.Lora is not null && !HasBase(silo);
+                var refused = await WhileAliveAsync(grain.LoadWeights(withBase ? WithBase(weights) : weights), silo, token);
+                if (refused == WeightsPackage.NeedsBase && !withBase)
+                    refused = await WhileAliveAsync(grain.LoadWeights(WithBase(weights)), silo, token); // the silo lost them (another run replaced them)
                 if (refused is not null) throw new WorkerRefusedException(refused);
+                if (weights.Lora is not null) lock (_basesSent) _basesSent.Add(silo);
                 outcome = await WhileAliveAsync(grain.Run(job), silo, token);
             }
             if (outcome.Refusal is not null) throw new WorkerRefusedException(outcome.Refusal);
@@ -362,12 +370,41 @@ public sealed class ClusterRollouts : IRolloutExecutor
     /// <summary>The policy's weights as the files of <see cref="INextScalePolicy.Save"/>.</summary>
     private WeightsPackage Pack(INextScalePolicy policy, int version)
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"nextflow-publish-{_runId}-{version}");
+        var (files, contents) = Files(version.ToString(System.Globalization.CultureInfo.InvariantCulture), policy.Save);
+        return new WeightsPackage(_runId, version, policy.Name, files, contents, _secret);
+    }
+
+    /// <summary>
+    /// A LoRA version: the adapters only. The base weights (the policy's own, frozen by the adapters) are saved once and
+    /// added for silos that do not hold them (<see cref="WithBase"/>).
+    /// </summary>
+    private WeightsPackage PackAdapters(INextScalePolicy policy, NextFlowRL.Torch.Adapters.LoraSet adapters, int version)
+    {
+        _base ??= Files("base", policy.Save);
+        var (files, contents) = Files(version.ToString(System.Globalization.CultureInfo.InvariantCulture), dir =>
+        {
+            Directory.CreateDirectory(dir);
+            adapters.Save(Path.Combine(dir, LoraFiles.Adapters));
+        });
+        return new WeightsPackage(_runId, version, policy.Name, files, contents, _secret, new LoraMessage(adapters.Rank, adapters.Alpha, adapters.Layers.ToArray()));
+    }
+
+    private WeightsPackage WithBase(WeightsPackage adapters) => adapters with { BaseFiles = _base!.Value.Files, BaseContents = _base.Value.Contents };
+
+    private bool HasBase(SiloAddress silo)
+    {
+        lock (_basesSent) return _basesSent.Contains(silo);
+    }
+
+    /// <summary>The files <paramref name="write"/> puts in a folder that does not exist yet, as relative paths and bytes.</summary>
+    private (string[] Files, byte[][] Contents) Files(string tag, Action<string> write)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"nextflow-publish-{_runId}-{tag}");
         try
         {
-            policy.Save(dir);
+            write(dir);
             var files = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
-            return new WeightsPackage(_runId, version, policy.Name, files.Select(f => Path.GetRelativePath(dir, f).Replace('\\', '/')).ToArray(), files.Select(File.ReadAllBytes).ToArray(), _secret);
+            return (files.Select(f => Path.GetRelativePath(dir, f).Replace('\\', '/')).ToArray(), files.Select(File.ReadAllBytes).ToArray());
         }
         finally
         {

@@ -80,7 +80,11 @@ public sealed record RewardOutcome(
     [property: Id(2)] ResultMessage[] Results,
     [property: Id(3)] double Seconds);
 
-/// <summary>A policy's weights at one version: the files its <see cref="INextScalePolicy.Save"/> writes.</summary>
+/// <summary>
+/// A policy's weights at one version: the files its <see cref="INextScalePolicy.Save"/> writes; or, for a LoRA run
+/// (<see cref="Lora"/> set), the adapters only (<c>adapters.safetensors</c>), with the base weights
+/// (<see cref="BaseFiles"/>) included only for a silo that does not hold them yet.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.WeightsPackage")]
 public sealed record WeightsPackage(
     [property: Id(0)] string RunId,
@@ -88,7 +92,21 @@ public sealed record WeightsPackage(
     [property: Id(2)] string Policy,
     [property: Id(3)] string[] Files,
     [property: Id(4)] byte[][] Contents,
-    [property: Id(5)] string? Secret);
+    [property: Id(5)] string? Secret,
+    [property: Id(6)] LoraMessage? Lora = null,
+    [property: Id(7)] string[]? BaseFiles = null,
+    [property: Id(8)] byte[][]? BaseContents = null)
+{
+    /// <summary>The answer of <see cref="IRolloutWorker.LoadWeights"/> to adapters for a run whose base weights the silo does not hold: send them again with the base.</summary>
+    public const string NeedsBase = "needs the run's base weights";
+}
+
+/// <summary>The LoRA adapters' shape: rank, alpha and the adapted layers (exact names).</summary>
+[GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.LoraMessage")]
+public sealed record LoraMessage(
+    [property: Id(0)] int Rank,
+    [property: Id(1)] double Alpha,
+    [property: Id(2)] string[] Layers);
 
 /// <summary>One shard of a step: the whole step's request (so row seeds use global prompt indices) and the shard's prompt range.</summary>
 [GenerateSerializer, Immutable, Alias("NextFlowRL.Cluster.ShardJob")]

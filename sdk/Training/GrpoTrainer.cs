@@ -84,6 +84,9 @@ public sealed class GrpoTrainer : IDisposable
         _rollouts = rollouts ?? new LocalRollouts(rewards, options.Cluster.ShardPrompts, _rss);
     }
 
+    /// <summary>The LoRA adapters being trained (their parameters are the trainable ones), for rollout executors that ship weights.</summary>
+    public NextFlowRL.Torch.Adapters.LoraSet? Adapters { get; init; }
+
     /// <summary>The VMR split scale m, or -1 for joint (vanilla) training.</summary>
     public int Split { get; }
 
@@ -140,7 +143,7 @@ public sealed class GrpoTrainer : IDisposable
         var request = new RolloutRequest
         {
             Step = s, StepSeed = seed, Prompts = batch, GroupSize = G, Continuations = K, Split = Split, Sampling = sampling,
-            RecordLogProbs = true, RecordGuided = _o.LossDistribution == LossDistribution.Guided,
+            RecordLogProbs = true, RecordGuided = _o.LossDistribution == LossDistribution.Guided, Adapters = Adapters,
         };
         using var rollouts = _rollouts.Run(request, _policy, ct);
         var (first, all, images, scores) = (rollouts.First, rollouts.All, rollouts.Images, rollouts.Scores);

@@ -425,7 +425,6 @@ public sealed class TrainerOptions
         for (int i = 0; i < Cluster.Gateways.Count; i++)
             Check(ClusterOptions.TrySplitEndpoint(Cluster.Gateways[i], out _, out _), $"Train:Cluster:Gateways:{i} must be host:port, got '{Cluster.Gateways[i]}'");
         Check(Cluster.Gateways.Count == 0 || string.IsNullOrWhiteSpace(Cluster.Redis), "Train:Cluster: give Gateways or Redis, not both");
-        Check(!Cluster.Enabled || Lora.Rank == 0, "Train:Cluster with Train:Lora is not supported yet (workers receive full weights); train without LoRA or without the cluster");
         return errors;
     }
 }

@@ -115,7 +115,7 @@ public static class TrainingRun
                     reference = loaded.CreateFrozenCopy();
                 }
             }
-            using var trainer = new GrpoTrainer(o, policy, reference, rewards, prompts, request.Logger, lora?.Parameters(), request.Rollouts);
+            using var trainer = new GrpoTrainer(o, policy, reference, rewards, prompts, request.Logger, lora?.Parameters(), request.Rollouts) { Adapters = lora };
             if (resumeFrom is not null) trainer.LoadState(resumeFrom);
             folder.LoadMetrics(trainer.Step);
 

@@ -57,6 +57,24 @@ public sealed class ClusterRunTests : IDisposable
     }
 
     [Fact]
+    public async Task ALoraRunPublishesAdaptersOnlyAndGivesTheInProcessMetrics()
+    {
+        string[] lora = ["--steps", "2", "--set", "Train:Lora:Rank=4"];
+        var local = await TrainAsync("lora-local", [], lora);
+        using var primary = await WorkerProcess.StartAsync(Repo.WorkerDll, null);
+        using var second = await WorkerProcess.StartAsync(Repo.WorkerDll, primary);
+        var cluster = await TrainAsync("lora-cluster", [primary, second], [.. lora, .. On([primary, second])]);
+        AssertSameRun(local, cluster);
+        // The adapters travel per version (well under the 9.8 MB of full weights); the base went once to each silo.
+        Assert.All(cluster, row => Assert.InRange(row["cluster_weights_mb"], 0.001, 1.0));
+        foreach (var worker in new[] { primary, second })
+        {
+            Assert.Single(worker.Output.Split('\n'), l => l.Contains("LoRA adapters and base", StringComparison.Ordinal));
+            Assert.Contains("weights version 1 of 'var' loaded", worker.Output, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task SilosFindEachOtherAndTheTrainerFindsThemThroughRedis()
     {
         var local = await TrainAsync("local", [], "--steps", "2");

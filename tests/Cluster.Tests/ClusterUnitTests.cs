@@ -127,13 +127,14 @@ public class ClusterUnitTests
     [Fact]
     public void TrainerClusterOptionsAreValidated()
     {
-        var o = new TrainerOptions { Cluster = { Gateways = ["10.0.0.1"], MinWorkers = 0, JoinTimeoutSeconds = 0, ShardPrompts = -1 }, Lora = { Rank = 4 } };
+        var o = new TrainerOptions { Cluster = { Gateways = ["10.0.0.1"], MinWorkers = 0, JoinTimeoutSeconds = 0, ShardPrompts = -1 } };
         var errors = o.Validate();
         Assert.Contains(errors, e => e.Contains("Train:Cluster:Gateways:0 must be host:port", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("Train:Cluster:MinWorkers must be >= 1", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("Train:Cluster:JoinTimeoutSeconds must be > 0", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("Train:Cluster:ShardPrompts must be >= 0", StringComparison.Ordinal));
-        Assert.Contains(errors, e => e.Contains("Train:Cluster with Train:Lora is not supported yet", StringComparison.Ordinal));
+        // LoRA runs on a cluster too.
+        Assert.DoesNotContain(new TrainerOptions { Cluster = { Gateways = ["127.0.0.1:30000"] }, Lora = { Rank = 4 } }.Validate(), e => e.Contains("Cluster", StringComparison.Ordinal));
         var both = new TrainerOptions { Cluster = { Gateways = ["127.0.0.1:30000"], Redis = "127.0.0.1:6379" } };
         Assert.Contains(both.Validate(), e => e.Contains("give Gateways or Redis, not both", StringComparison.Ordinal));
         Assert.True(new NextFlowRL.Training.ClusterOptions { Redis = "127.0.0.1:6379" }.Enabled);

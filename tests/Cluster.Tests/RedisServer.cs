@@ -9,15 +9,22 @@ public sealed class RedisServer : IDisposable
 {
     private readonly Process _process;
 
-    private RedisServer(int port)
+    private RedisServer(string program, int port)
     {
         Port = port;
-        var start = new ProcessStartInfo(Program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in (string[])["--port", $"{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]) start.ArgumentList.Add(a);
         _process = Process.Start(start)!;
     }
 
-    private const string Program = "redis-server";
+    /// <summary>NEXTFLOW_REDIS_SERVER, or redis-server (Windows: also Memurai) on PATH.</summary>
+    private static string? Locate()
+    {
+        if (Environment.GetEnvironmentVariable("NEXTFLOW_REDIS_SERVER") is { Length: > 0 } given) return File.Exists(given) ? given : null;
+        string[] names = OperatingSystem.IsWindows() ? ["redis-server.exe", "memurai.exe"] : ["redis-server"];
+        return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .SelectMany(dir => names.Select(n => Path.Combine(dir, n))).FirstOrDefault(File.Exists);
+    }
 
     /// <summary>Its port.</summary>
     public int Port { get; }
@@ -28,9 +35,9 @@ public sealed class RedisServer : IDisposable
     /// <summary>Starts the server and waits until it accepts connections.</summary>
     public static async Task<RedisServer> StartAsync()
     {
-        if (!File.Exists("/usr/bin/redis-server") && !File.Exists("/usr/local/bin/redis-server"))
-            throw new FileNotFoundException("redis-server is not installed: ./build.sh test installs Debian's redis-server (or: apt-get install redis-server)");
-        var server = new RedisServer(WorkerProcess.FreePort());
+        var program = Locate() ?? throw new FileNotFoundException(
+            "redis-server not found (on PATH or NEXTFLOW_REDIS_SERVER) for the Redis membership test: ./build.sh test and ./build.ps1 test install Debian's redis-server; macOS: brew install redis; Windows: Memurai");
+        var server = new RedisServer(program, WorkerProcess.FreePort());
         for (var clock = Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(30); await Task.Delay(100))
         {
             if (server._process.HasExited) break;

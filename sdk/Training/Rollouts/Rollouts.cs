@@ -43,6 +43,12 @@ public sealed record RolloutRequest
     /// <summary>Record the guided distribution's log-probs rather than the conditional one's.</summary>
     public bool RecordGuided { get; init; }
 
+    /// <summary>
+    /// The LoRA adapters the trainer updates (null: the policy's own weights are trained). An executor that ships the
+    /// policy to other processes sends the base weights once and these adapters per version.
+    /// </summary>
+    public NextFlowRL.Torch.Adapters.LoraSet? Adapters { get; init; }
+
     /// <summary>The seed of one row's random stream: prompt <paramref name="prompt"/> of the step, sample <paramref name="sample"/>, continuation <paramref name="continuation"/> (0 = the first trajectory).</summary>
     public long RowSeed(int prompt, int sample, int continuation) =>
         continuation == 0 ? Seeds.Mix(StepSeed, prompt, sample) : Seeds.Mix(StepSeed, prompt, sample, continuation);
