@@ -362,6 +362,12 @@ public sealed class TrainerOptions
     /// <summary>Torch intra-op threads (0 = leave the default).</summary>
     public int Threads { get; set; }
 
+    /// <summary>
+    /// Metrics drawn into curves.png besides the reward mean and spread, each reward's <c>&lt;name&gt;/score</c> and the
+    /// health metrics (e.g. <c>ocr/word_acc</c>: a reward's own metric names belong to the run's configuration, not to the engine).
+    /// </summary>
+    public List<string> PlotMetrics { get; set; } = [];
+
     /// <summary>A deep copy.</summary>
     public TrainerOptions Clone() =>
         System.Text.Json.JsonSerializer.Deserialize<TrainerOptions>(System.Text.Json.JsonSerializer.Serialize(this))!;

@@ -61,9 +61,16 @@ public sealed record TrainingSummary(string RunDir, int CompletedSteps, IReadOnl
 /// </summary>
 public static class TrainingRun
 {
-    /// <summary>Curves drawn into curves.png when present.</summary>
-    public static IReadOnlyList<string> PlottedMetrics { get; } =
-        ["reward_mean", "reward_std", "ocr/word_acc", "ocr/ned", "kl", "clip_frac", "grad_norm", "zero_std_ratio", "time_step"];
+    /// <summary>
+    /// Curves drawn into curves.png when present: the reward mean and spread, each reward's score, the run's
+    /// <see cref="TrainerOptions.PlotMetrics"/>, then the health metrics and the step time.
+    /// </summary>
+    public static IReadOnlyList<string> PlottedMetrics(TrainerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return ((string[])["reward_mean", "reward_std", .. options.Rewards.Select(r => $"{r.Name}/score"), .. options.PlotMetrics,
+            "kl", "clip_frac", "grad_norm", "zero_std_ratio", "time_step"]).Distinct(StringComparer.Ordinal).ToList();
+    }
 
     /// <summary>Runs (or resumes) a training run.</summary>
     /// <exception cref="InvalidDataException">A corrupt or incompatible checkpoint or prompt file (one clear message).</exception>
@@ -154,7 +161,7 @@ public static class TrainingRun
             }
             if (trainer.Step != lastSaved || checkpoints.Latest() is null)
                 checkpoints.Save(trainer.Step, policy, reference, trainer, lora);
-            folder.WriteCurves(PlottedMetrics);
+            folder.WriteCurves(PlottedMetrics(o));
             if (cancelled)
             {
                 WriteReport(folder, request);

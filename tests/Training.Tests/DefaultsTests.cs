@@ -14,4 +14,13 @@ public sealed class DefaultsTests
         Assert.Equal((AlternationSchedule.Fine, 2, 1.0, 3), (o.Vmr.Schedule, o.Vmr.Continuations, o.Vmr.Eta, o.Vmr.PrefixUpdatesPerSuffix));
         Assert.True(o.Mask.Enabled && o.Mask.Dilate);
     }
+
+    [Fact]
+    public void CurvesNameTheRunsRewardsAndNoRewardOfTheEngine()
+    {
+        var generic = TrainingRun.PlottedMetrics(new TrainerOptions { Rewards = [new RewardSpec { Name = "clip" }] });
+        Assert.Equal(["reward_mean", "reward_std", "clip/score", "kl", "clip_frac", "grad_norm", "zero_std_ratio", "time_step"], generic);
+        var ocr = TrainingRun.PlottedMetrics(new TrainerOptions { Rewards = [new RewardSpec { Name = "ocr" }], PlotMetrics = ["ocr/word_acc", "ocr/ned", "kl"] });
+        Assert.Equal(["reward_mean", "reward_std", "ocr/score", "ocr/word_acc", "ocr/ned", "kl", "clip_frac", "grad_norm", "zero_std_ratio", "time_step"], ocr);
+    }
 }
