@@ -213,8 +213,10 @@ public sealed class ClusterOptions
 
     /// <summary>
     /// Shared secret the workers were started with (required when a gateway is not a loopback address); empty on loopback.
-    /// Read from the environment variable <c>NEXTFLOW_CLUSTER_SECRET</c> when unset.
+    /// Read from the environment variable <c>NEXTFLOW_CLUSTER_SECRET</c> when unset. Never written to the run's
+    /// config.json: a resumed run (saved configuration) reads it from the environment.
     /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string? Secret { get; set; }
 
     /// <summary>Splits <c>host:port</c> (an IPv6 host may be bracketed); false when it is not of that form or the port is outside 1-65535.</summary>
@@ -369,8 +371,12 @@ public sealed class TrainerOptions
     public List<string> PlotMetrics { get; set; } = [];
 
     /// <summary>A deep copy.</summary>
-    public TrainerOptions Clone() =>
-        System.Text.Json.JsonSerializer.Deserialize<TrainerOptions>(System.Text.Json.JsonSerializer.Serialize(this))!;
+    public TrainerOptions Clone()
+    {
+        var copy = System.Text.Json.JsonSerializer.Deserialize<TrainerOptions>(System.Text.Json.JsonSerializer.Serialize(this))!;
+        copy.Cluster.Secret = Cluster.Secret; // not serialized (kept out of config.json)
+        return copy;
+    }
 
     /// <summary>Every problem with these options (empty when valid).</summary>
     public IReadOnlyList<string> Validate()

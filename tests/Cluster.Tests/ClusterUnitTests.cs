@@ -138,6 +138,10 @@ public class ClusterUnitTests
         var both = new TrainerOptions { Cluster = { Gateways = ["127.0.0.1:30000"], Redis = "127.0.0.1:6379" } };
         Assert.Contains(both.Validate(), e => e.Contains("give Gateways or Redis, not both", StringComparison.Ordinal));
         Assert.True(new NextFlowRL.Training.ClusterOptions { Redis = "127.0.0.1:6379" }.Enabled);
+        // The secret never reaches a run's config.json, but a copy keeps it.
+        var secret = new TrainerOptions { Cluster = { Secret = "s3cret" } };
+        Assert.DoesNotContain("s3cret", System.Text.Json.JsonSerializer.Serialize(secret), StringComparison.Ordinal);
+        Assert.Equal("s3cret", secret.Clone().Cluster.Secret);
         Assert.False(new NextFlowRL.Training.ClusterOptions().Enabled);
     }
 
