@@ -65,7 +65,8 @@ namespace NextFlowRL.RewardServer
             {
                 var configuration = NextFlowRLConfiguration.Build(sets, configFile);
                 var options = new RewardServerOptions();
-                configuration.GetSection(RewardServerOptions.Section).Bind(options);
+                var mistyped = ConfigurationChecks.Bind(configuration.GetSection(RewardServerOptions.Section), options);
+                if (mistyped.Count > 0) throw new ConfigurationException(string.Join("; ", mistyped));
                 options.Token = token ?? options.Token;
                 options.MaxConcurrency = concurrency ?? options.MaxConcurrency;
                 options.MaxMessageBytes = maxBytes ?? options.MaxMessageBytes;

@@ -37,10 +37,11 @@ public static class WorkerProgram
         {
             IConfigurationRoot configuration;
             var options = new WorkerOptions();
+            IReadOnlyList<string> mistyped;
             try
             {
                 configuration = NextFlowRLConfiguration.Build(parse.GetValue(set) ?? [], parse.GetValue(config));
-                configuration.GetSection(WorkerOptions.Section).Bind(options);
+                mistyped = ConfigurationChecks.Bind(configuration.GetSection(WorkerOptions.Section), options);
             }
             catch (Exception e) when (e is ConfigurationException or InvalidOperationException)
             {
@@ -55,7 +56,7 @@ public static class WorkerProgram
             options.ClusterId = parse.GetValue(clusterId) ?? options.ClusterId;
             options.Secret = parse.GetValue(secret) ?? options.Secret;
             if (string.IsNullOrEmpty(options.Secret)) options.Secret = Environment.GetEnvironmentVariable(ClusterRollouts.SecretVariable);
-            var problems = options.Problems();
+            var problems = mistyped.Concat(options.Problems()).ToList();
             if (problems.Count > 0) return Fail(string.Join(Environment.NewLine + "error: ", problems));
             return await RunAsync(options, configuration, parse.GetValue(plugins) ?? [], ct);
         });

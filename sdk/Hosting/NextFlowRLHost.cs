@@ -67,7 +67,8 @@ public sealed class NextFlowRLHost : IDisposable, IAsyncDisposable
         }
 
         var options = new PluginHostOptions();
-        configuration.GetSection(PluginHostOptions.Section).Bind(options);
+        var mistyped = ConfigurationChecks.Bind(configuration.GetSection(PluginHostOptions.Section), options);
+        if (mistyped.Count > 0) throw new ConfigurationException(string.Join("; ", mistyped));
         var directories = new List<string> { Path.Combine(AppContext.BaseDirectory, "plugins") };
         directories.AddRange(pluginDirectories ?? []);
         directories.AddRange(options.Directories.Select(Path.GetFullPath));

@@ -164,6 +164,18 @@ public sealed class TrainCliTests : IDisposable
     }
 
     [Fact]
+    public async Task ValuesOfTheWrongTypeAreListedWithTheOtherProblems()
+    {
+        var result = await CliRunner.RunAsync(["train", "--out", Path.Combine(_dir, "typed"), .. Common(), "--set", "Train:LearningRate=abc",
+            "--set", "Train:Vmr:Schedule=Sideways", "--set", "Train:GroupSize=1"]);
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Contains("3 problems", result.Stderr);
+        Assert.Contains("Train:LearningRate: 'abc' is not a number", result.Stderr);
+        Assert.Contains("Train:Vmr:Schedule: 'Sideways' is not one of Joint, Fine, Coarse", result.Stderr);
+        Assert.Contains("Train:GroupSize must be >= 2", result.Stderr);
+    }
+
+    [Fact]
     public async Task ResumeOfSomethingThatIsNotARunIsOneLine()
     {
         var result = await CliRunner.RunAsync("train", "--resume", _dir, "--plugins-dir", _plugins);

@@ -30,8 +30,9 @@ public sealed class RefusalTests
     [Fact]
     public async Task BadWorkerOptionsAreListedWithExitCode2()
     {
-        var result = await ProcessRunner.RunAsync("dotnet", ["exec", Repo.WorkerDll, "--membership", "redis", "--silo-port", "0"]);
+        var result = await ProcessRunner.RunAsync("dotnet", ["exec", Repo.WorkerDll, "--membership", "redis", "--silo-port", "0", "--set", "Worker:GatewayPort=x"]);
         Assert.Equal(2, result.ExitCode);
+        Assert.Contains("error: Worker:GatewayPort: 'x' is not a whole number", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("error: Worker:Membership=redis needs Worker:Redis", result.Stderr, StringComparison.Ordinal);
         Assert.Contains("error: Worker:SiloPort must be a TCP port", result.Stderr, StringComparison.Ordinal);
     }

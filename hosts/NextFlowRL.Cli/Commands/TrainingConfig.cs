@@ -11,14 +11,17 @@ internal static class TrainingConfig
     public static TrainerOptions Bind(IConfiguration configuration)
     {
         var options = new TrainerOptions();
+        IReadOnlyList<string> mistyped;
         try
         {
-            configuration.GetSection(TrainerOptions.Section).Bind(options);
+            mistyped = Hosting.ConfigurationChecks.Bind(configuration.GetSection(TrainerOptions.Section), options);
         }
         catch (InvalidOperationException e)
         {
             throw new Hosting.ConfigurationException($"configuration section Train: {e.Message}", e);
         }
+        // Values of the wrong type and every other problem, in one message.
+        if (mistyped.Count > 0) Throw([.. mistyped, .. options.Validate()]);
         options.TrainPrompts = Expand(options.TrainPrompts);
         options.EvalPrompts = Expand(options.EvalPrompts);
         options.ValidationPrompts = Expand(options.ValidationPrompts);
@@ -33,7 +36,9 @@ internal static class TrainingConfig
     public static void EnsureValid(TrainerOptions options)
     {
         var errors = options.Validate();
-        if (errors.Count > 0)
-            throw new Hosting.ConfigurationException($"invalid training configuration ({errors.Count} problem{(errors.Count == 1 ? "" : "s")}):\n  " + string.Join("\n  ", errors));
+        if (errors.Count > 0) Throw(errors);
     }
+
+    private static void Throw(IReadOnlyList<string> errors) =>
+        throw new Hosting.ConfigurationException($"invalid training configuration ({errors.Count} problem{(errors.Count == 1 ? "" : "s")}):\n  " + string.Join("\n  ", errors));
 }
