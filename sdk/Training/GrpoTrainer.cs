@@ -84,6 +84,9 @@ public sealed class GrpoTrainer : IDisposable
         _rollouts = rollouts ?? new LocalRollouts(rewards, options.Cluster.ShardPrompts, _rss);
     }
 
+    /// <summary>The run's id in the <c>NextFlowRL.Training</c> meter's measurements (<see cref="TrainingTelemetry.RunTag"/>).</summary>
+    public string RunId { get; init; } = Guid.NewGuid().ToString("N");
+
     /// <summary>The LoRA adapters being trained (their parameters are the trainable ones), for rollout executors that ship weights.</summary>
     public NextFlowRL.Torch.Adapters.LoraSet? Adapters { get; init; }
 
@@ -188,6 +191,7 @@ public sealed class GrpoTrainer : IDisposable
             .ToList();
         Step = s + 1;
         NativeHeap.Trim(); // the step's tensors are freed; hand their pages back before the next one
+        TrainingTelemetry.Publish(RunId, metrics);
         return new StepResult { Step = s, Kind = kinds[0], Metrics = metrics, Samples = shown };
     }
 

@@ -125,6 +125,8 @@ public static class TrainingRun
             using var trainer = new GrpoTrainer(o, policy, reference, rewards, prompts, request.Logger, lora?.Parameters(), request.Rollouts) { Adapters = lora };
             if (resumeFrom is not null) trainer.LoadState(resumeFrom);
             folder.LoadMetrics(trainer.Step);
+            // The run folder writes what the NextFlowRL.Training meter publishes (the values an OpenTelemetry exporter sees).
+            using var telemetry = new TrainingTelemetry.StepListener(trainer.RunId);
 
             // The evaluation seed does not depend on the training seed: every run is evaluated on the same images' streams.
             var sampling = new SamplingOptions { Seed = o.EvalSeed, CfgScale = o.Rollout.CfgScale, TopK = o.Rollout.TopK, TopP = o.Rollout.TopP, Temperature = o.Rollout.Temperature };
@@ -143,7 +145,8 @@ public static class TrainingRun
                 while (trainer.Step < o.Steps)
                 {
                     var result = trainer.RunStep(ct);
-                    folder.AppendMetrics(result.Metrics);
+                    folder.AppendMetrics(telemetry.Take(trainer.Step)
+                        ?? throw new InvalidOperationException($"step {trainer.Step}: no measurements heard from the {TrainingTelemetry.MeterName} meter"));
                     int done = trainer.Step;
                     if (o.SampleEvery > 0 && (done % o.SampleEvery == 0 || done == 1))
                         folder.WriteGrid($"step-{done:D6}", result.Samples);

@@ -88,6 +88,33 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void EveryStepMetricIsPublishedOnTheTrainingMeterTaggedWithRunAndStep()
+    {
+        using var policy = new TinyNextScalePolicy(seed: 5);
+        using var trainer = Trainer(Options(), policy);
+        using var other = new TrainingTelemetry.StepListener("another run");
+        using var listener = new TrainingTelemetry.StepListener(trainer.RunId);
+        // A plain MeterListener, as an OpenTelemetry exporter would subscribe.
+        var heard = new Dictionary<string, double>(StringComparer.Ordinal);
+        using var meter = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (i, l) => { if (i.Meter.Name == "NextFlowRL.Training") l.EnableMeasurementEvents(i); },
+        };
+        meter.SetMeasurementEventCallback<double>((i, v, tags, _) =>
+        {
+            foreach (var t in tags) if (t.Key == TrainingTelemetry.RunTag && (string?)t.Value == trainer.RunId) heard[i.Name] = v;
+        });
+        meter.Start();
+        var result = trainer.RunStep(default);
+        var row = listener.Take(1);
+        Assert.NotNull(row);
+        Assert.Equal(result.Metrics.OrderBy(kv => kv.Key, StringComparer.Ordinal), row!.OrderBy(kv => kv.Key, StringComparer.Ordinal));
+        Assert.Equal(result.Metrics.Where(kv => kv.Key != "step").OrderBy(kv => kv.Key, StringComparer.Ordinal), heard.OrderBy(kv => kv.Key, StringComparer.Ordinal));
+        Assert.Null(listener.Take(1)); // handed over once
+        Assert.Null(other.Take(1)); // another run's listener hears nothing of this one
+    }
+
+    [Fact]
     public void TokenProbIsTheLossDistributionsProbabilityOfTheSampledTokens()
     {
         // Without CFG, greedy rollouts take the conditional distribution's most likely token at every site, so their
