@@ -80,7 +80,8 @@ public static class WorkerProgram
         builder.Logging.AddSimpleConsole(o => (o.SingleLine, o.TimestampFormat) = (true, "HH:mm:ss "));
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddFilter("Orleans", LogLevel.Warning);
-        builder.Logging.AddFilter("Orleans.Runtime.Silo", LogLevel.Error); // the ServerGC note: workers run the trainer's workstation GC on purpose
+        builder.Logging.AddFilter("Orleans.Runtime.Silo", LogLevel.Error);
+        builder.Logging.AddFilter("Orleans.Runtime.Watchdog", LogLevel.Error); // at start it reports the process's idle time before the silo existed // the ServerGC note: workers run the trainer's workstation GC on purpose
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
         var nextflow = NextFlowRLHost.Build(configuration, pluginDirectories: pluginDirectories.Select(Path.GetFullPath));

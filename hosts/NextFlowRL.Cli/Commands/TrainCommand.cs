@@ -111,7 +111,11 @@ internal static class TrainCommand
             .Prepend(WorkerFingerprint.Key(NextFlowRL.Plugins.ComponentKind.Policy, options.Policy));
         Console.Error.WriteLine($"nextflow-rl: joining cluster '{options.Cluster.ClusterId}' at {options.Cluster.Where}");
         var cluster = await NextFlowRL.Cluster.ClusterRollouts.ConnectAsync(options, WorkerFingerprint.Of(host).For(components), logger, ct);
-        Console.Error.WriteLine($"nextflow-rl: rollouts on the cluster's workers, {NextFlowRL.Training.Rollouts.RolloutShard.Layout(options.PromptsPerStep, options.Cluster.ShardPrompts).Count} shards per step");
+        int shards = NextFlowRL.Training.Rollouts.RolloutShard.Layout(options.PromptsPerStep, options.Cluster.ShardPrompts).Count;
+        Console.Error.WriteLine($"nextflow-rl: rollouts on the cluster's {cluster.Workers} worker{(cluster.Workers == 1 ? "" : "s")}, {shards} shard{(shards == 1 ? "" : "s")} per step");
+        if (shards < cluster.Workers)
+            logger.LogWarning("{Shards} shard(s) per step for {Workers} workers: some workers stay idle; set Train:Cluster:ShardPrompts to {Suggested} (prompts per step / workers). It is part of the run's definition, like the seed",
+                shards, cluster.Workers, Math.Max(1, options.PromptsPerStep / cluster.Workers));
         return cluster;
     }
 
