@@ -75,18 +75,25 @@ public sealed class ClusterRunTests : IDisposable
     }
 
     [Fact]
-    public async Task SilosFindEachOtherAndTheTrainerFindsThemThroughRedis()
+    public async Task SilosFindEachOtherAndTheTrainerFindsThemThroughRedisAndScoreItsEvaluations()
     {
-        var local = await TrainAsync("local", [], "--steps", "2");
+        // With a small held-out evaluation before and after: on the cluster, its images are scored by the reward workers.
+        string[] run = ["--steps", "2", "--set", "Train:Evaluate=true", "--set", "Train:EvalLimit=2", "--set", "Train:EvalImagesPerPrompt=2"];
+        var local = await TrainAsync("local", [], run);
         using var redis = await RedisServer.StartAsync();
         string[] membership = ["--membership", "redis", "--redis", redis.Connection, "--advertise", "127.0.0.1", .. WorkerProcess.FastMembership];
         using var first = await WorkerProcess.StartAsync(Repo.WorkerDll, null, membership);
         using var second = await WorkerProcess.StartAsync(Repo.WorkerDll, null, membership);
         // No gateway list: the trainer reads the live gateways from the membership table.
-        var cluster = await TrainAsync("redis", [first, second], "--steps", "2", "--set", $"Train:Cluster:Redis={redis.Connection}",
-            "--set", "Train:Cluster:MinWorkers=2", "--set", "Train:Cluster:ShardTimeoutSeconds=120");
+        var cluster = await TrainAsync("redis", [first, second], [.. run, "--set", $"Train:Cluster:Redis={redis.Connection}",
+            "--set", "Train:Cluster:MinWorkers=2", "--set", "Train:Cluster:ShardTimeoutSeconds=120"]);
         AssertSameRun(local, cluster);
         Assert.All(cluster, row => Assert.Equal(2, row["cluster_workers"]));
+        using var here = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "local", "summary.json")));
+        using var there = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "redis", "summary.json")));
+        foreach (var when in new[] { "before", "after" })
+            Assert.Equal(here.RootElement.GetProperty(when).GetRawText(), there.RootElement.GetProperty(when).GetRawText());
+        Assert.Contains("reward 'ocr': 2 images", first.Output + second.Output, StringComparison.Ordinal); // 4 evaluation images, 2 per worker
     }
 
     private static async Task WatchAndKillAsync(WorkerProcess worker, string line)
