@@ -42,12 +42,13 @@ public sealed class RolloutWorkerGrain(WorkerReplicas replicas, Orleans.Runtime.
         ArgumentNullException.ThrowIfNull(job);
         if ((replicas.CheckSecret(job.Secret) ?? replicas.CheckFingerprint(job.Trainer)) is { } refused)
             return new ShardOutcome { Refusal = refused, Worker = RuntimeIdentity };
-        var replica = replicas.Replica(job.RunId, job.Version, job.Policy);
-        if (replica is null) return new ShardOutcome { NeedsWeights = true, Worker = RuntimeIdentity };
         var rewards = replicas.Rewards(job.Rewards);
         await replicas.Gate.WaitAsync();
         try
         {
+            // Looked up under the gate: a weights load (which replaces and disposes the older replica) cannot run meanwhile.
+            var replica = replicas.Replica(job.RunId, job.Version, job.Policy);
+            if (replica is null) return new ShardOutcome { NeedsWeights = true, Worker = RuntimeIdentity };
             logger.LogInformation("step {Step}: shard of prompts [{First}, {End}) at weights version {Version}", job.Step + 1, job.FirstPrompt, job.FirstPrompt + job.PromptCount, job.Version);
             var worker = RuntimeIdentity;
             return await Task.Run(() =>

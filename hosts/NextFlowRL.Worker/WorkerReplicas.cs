@@ -22,6 +22,7 @@ public sealed class WorkerReplicas : IDisposable
     private readonly Dictionary<string, (int Version, string Policy, INextScalePolicy Replica, LoraSet? Adapters)> _replicas = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RewardEnsemble> _ensembles = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
+    private readonly List<string> _loaded = []; // runs, least recently loaded first
 
     /// <summary>Creates the silo's state over the loaded plugins; <paramref name="secret"/> is what trainers must present (null: none).</summary>
     public WorkerReplicas(NextFlowRLHost host, string? secret, ILogger<WorkerReplicas> logger)
@@ -99,30 +100,49 @@ public sealed class WorkerReplicas : IDisposable
                 current.Item4!.Load(Path.Combine(dir, LoraFiles.Adapters));
                 return true;
             });
-            lock (_lock) _replicas[weights.RunId] = current with { Item1 = weights.Version };
+            lock (_lock)
+            {
+                _replicas[weights.RunId] = current with { Item1 = weights.Version };
+                _loaded.Remove(weights.RunId);
+                _loaded.Add(weights.RunId);
+            }
         }
         else
         {
             var replica = WithFiles(weights, "full", weights.Files, weights.Contents, dir => _host.GetPolicyProvider(weights.Policy).Load(dir));
             Replace(weights.RunId, (weights.Version, weights.Policy, replica, null));
         }
-        _logger.LogInformation("run {Run}: weights version {Version} of '{Policy}' loaded ({Megabytes:0.0} MB{Kind})", weights.RunId[..8], weights.Version, weights.Policy,
+        _logger.LogInformation("run {Run}: weights version {Version} of '{Policy}' loaded ({Megabytes:0.0} MB{Kind})", weights.RunId[..Math.Min(8, weights.RunId.Length)], weights.Version, weights.Policy,
             (weights.Contents.Sum(c => (double)c.Length) + (weights.BaseContents?.Sum(c => (double)c.Length) ?? 0)) / 1e6,
             weights.Lora is null ? "" : weights.BaseFiles is { Length: > 0 } ? ", LoRA adapters and base" : ", LoRA adapters");
         return null;
     }
 
+    /// <summary>Runs whose replicas a silo keeps; the one whose weights came longest ago goes first (a finished run's replica would otherwise stay for good).</summary>
+    public const int MaxRuns = 2;
+
     private void Replace(string runId, (int, string, INextScalePolicy, LoraSet?) replica)
     {
         lock (_lock)
         {
-            if (_replicas.Remove(runId, out var old))
+            if (_replicas.Remove(runId, out var old)) Release(old);
+            _loaded.Remove(runId);
+            while (_loaded.Count >= MaxRuns)
             {
-                old.Adapters?.Dispose();
-                old.Replica.Dispose();
+                var oldest = _loaded[0];
+                _loaded.RemoveAt(0);
+                if (_replicas.Remove(oldest, out var evicted)) Release(evicted);
+                _logger.LogInformation("run {Run}: replica released (a silo keeps {Max} runs)", oldest[..Math.Min(8, oldest.Length)], MaxRuns);
             }
             _replicas[runId] = replica;
+            _loaded.Add(runId);
         }
+    }
+
+    private static void Release((int Version, string Policy, INextScalePolicy Replica, LoraSet? Adapters) r)
+    {
+        r.Adapters?.Dispose();
+        r.Replica.Dispose();
     }
 
     /// <summary>Writes <paramref name="files"/> into a fresh folder, runs <paramref name="use"/> on it, deletes it.</summary>
@@ -171,11 +191,7 @@ public sealed class WorkerReplicas : IDisposable
     {
         lock (_lock)
         {
-            foreach (var r in _replicas.Values)
-            {
-                r.Adapters?.Dispose();
-                r.Replica.Dispose();
-            }
+            foreach (var r in _replicas.Values) Release(r);
             _replicas.Clear();
         }
         Gate.Dispose();
