@@ -222,22 +222,17 @@ public static class TrainingRun
         return ReadEvalFile(folder.PathOf(name));
     }
 
-    /// <summary>The metrics and the scored set of an <c>eval_*.json</c> file (nulls when missing or unreadable).</summary>
+    /// <summary>The metrics and the scored set of an <c>eval_*.json</c> file (nulls when missing or unreadable; <see cref="EvalFile"/>).</summary>
     public static (IReadOnlyDictionary<string, double>? Metrics, Evidence.ScoredSet? Set) ReadEvalFile(string path)
     {
-        if (!File.Exists(path)) return (null, null);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            var metrics = doc.RootElement.GetProperty("metrics").EnumerateObject()
-                .Where(p => p.Value.ValueKind == JsonValueKind.Number)
-                .ToDictionary(p => p.Name, p => p.Value.GetDouble());
-            var set = doc.RootElement.TryGetProperty("set", out var s) ? s.Deserialize<Evidence.ScoredSet>(Evidence.ScoredSet.Json) : null;
-            return (metrics, set);
+            var file = EvalFile.Read(path);
+            return (file?.Metrics, file?.Set);
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or NotSupportedException)
+        catch (InvalidDataException)
         {
-            return (null, null);
+            return (null, null); // evaluated again
         }
     }
 

@@ -88,16 +88,10 @@ public sealed class RunData
         }
     }
 
-    private static Dictionary<string, (double, double?, double?)>? ReadEval(string path)
-    {
-        if (ReadObject(path) is not { } eval || eval["metrics"] is not JsonObject metrics) return null;
-        var ci = eval["ci"] as JsonObject;
-        return metrics.Where(p => p.Value is JsonValue v && v.TryGetValue<double>(out _)).ToDictionary(p => p.Key, p =>
-        {
-            var interval = ci?[p.Key] as JsonArray;
-            return (p.Value!.GetValue<double>(), interval is { Count: 2 } ? Num(interval[0]) : (double?)null, interval is { Count: 2 } ? Num(interval[1]) : (double?)null);
-        });
-    }
+    private static Dictionary<string, (double, double?, double?)>? ReadEval(string path) =>
+        EvalFile.Read(path) is { } eval
+            ? eval.Metrics.ToDictionary(kv => kv.Key, kv => eval.Intervals.TryGetValue(kv.Key, out var ci) ? (kv.Value, ci.Low, ci.High) : (kv.Value, (double?)null, (double?)null))
+            : null;
 }
 
 /// <summary>

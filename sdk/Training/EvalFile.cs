@@ -1,0 +1,49 @@
+using System.Text.Json;
+
+namespace NextFlowRL.Training;
+
+/// <summary>
+/// An evaluation file of a run folder (<c>eval_before.json</c>, <c>eval_after.json</c>): its metrics, their 95%
+/// intervals and the scored set. The one reader of these files: resume, the ablation and the run report use it.
+/// </summary>
+/// <param name="Metrics">Set-level metrics (numbers only).</param>
+/// <param name="Intervals">Bootstrap intervals of the metrics that have one.</param>
+/// <param name="Set">Every image's prompt, bin and result (null in files written before sets were kept).</param>
+public sealed record EvalFile(IReadOnlyDictionary<string, double> Metrics, IReadOnlyDictionary<string, (double Low, double High)> Intervals, Evidence.ScoredSet? Set)
+{
+    /// <summary>Reads an evaluation file; null when it does not exist.</summary>
+    /// <exception cref="InvalidDataException">Not JSON, or no <c>metrics</c> object, or an unreadable set.</exception>
+    public static EvalFile? Read(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("metrics", out var m) || m.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{path} is not an evaluation file (no metrics object)");
+            var metrics = m.EnumerateObject().Where(p => p.Value.ValueKind == JsonValueKind.Number).ToDictionary(p => p.Name, p => p.Value.GetDouble(), StringComparer.Ordinal);
+            var intervals = new Dictionary<string, (double, double)>(StringComparer.Ordinal);
+            if (root.TryGetProperty("ci", out var ci) && ci.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var p in ci.EnumerateObject())
+                {
+                    if (p.Value.ValueKind == JsonValueKind.Array && p.Value.GetArrayLength() == 2
+                        && p.Value[0].ValueKind == JsonValueKind.Number && p.Value[1].ValueKind == JsonValueKind.Number)
+                        intervals[p.Name] = (p.Value[0].GetDouble(), p.Value[1].GetDouble());
+                }
+            }
+            var set = root.TryGetProperty("set", out var s) && s.ValueKind == JsonValueKind.Object ? s.Deserialize<Evidence.ScoredSet>(Evidence.ScoredSet.Json) : null;
+            return new EvalFile(metrics, intervals, set);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path} is not valid JSON: {e.Message}", e);
+        }
+        catch (Exception e) when (e is NotSupportedException or InvalidOperationException or KeyNotFoundException)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
+    }
+}
