@@ -60,13 +60,8 @@ public sealed record AblationVariant(string Name, Action<TrainerOptions> Apply)
 /// </summary>
 public static class AblationTable
 {
-    /// <summary>Metrics reported per variant when present.</summary>
-    public static IReadOnlyList<(string Key, string Label)> Columns { get; } =
-        [("word_accuracy", "Word Acc (eval prompts)"), ("ned", "NED (eval prompts)"), ("facet/heldout/word_accuracy", "Word Acc (held-out words)"),
-         ("facet/heldout/ned", "NED (held-out words)"), ("mean_score", "reward (eval prompts)")];
-
-    /// <summary>The metric whose paired difference to the baseline is reported with a verdict.</summary>
-    public const string HeadlineMetric = "facet/heldout/word_accuracy";
+    /// <summary>The columns when a run names none (<see cref="TrainerOptions.ReportMetrics"/>): any reward's mean score, as the headline.</summary>
+    public static IReadOnlyList<ReportMetric> DefaultColumns { get; } = [new ReportMetric { Key = "mean_score", Label = "reward (eval prompts)", Headline = true }];
 
     /// <summary>One sentence the interval supports: "helps", "hurts" or "no measurable effect".</summary>
     public static string Verdict(Interval difference)
@@ -82,10 +77,12 @@ public static class AblationTable
     /// are paired against (runs paired by seed position); <paramref name="baseModel"/> is the untrained model's set.
     /// </summary>
     public static string Markdown(IReadOnlyList<(string Variant, IReadOnlyList<ScoredSet> Runs)> results, IRewardModel reward, string? baselineVariant,
-        ScoredSet? baseModel, int resamples = Bootstrap.DefaultResamples, long seed = 1)
+        ScoredSet? baseModel, int resamples = Bootstrap.DefaultResamples, long seed = 1, IReadOnlyList<ReportMetric>? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(results);
         ArgumentNullException.ThrowIfNull(reward);
+        var wanted = metrics is { Count: > 0 } ? metrics : DefaultColumns;
+        var headlineMetric = wanted.FirstOrDefault(c => c.Headline);
         var baseline = results.FirstOrDefault(r => r.Variant == baselineVariant);
         var computed = results.Where(r => r.Runs.Count > 0).Select(r =>
         {
@@ -94,11 +91,11 @@ public static class AblationTable
             return (r.Variant, Seeds: r.Runs.Count, Values: v, Difference: d);
         }).ToList();
         var present = computed.SelectMany(c => c.Values.Keys).ToHashSet(StringComparer.Ordinal);
-        var columns = Columns.Where(c => present.Contains(c.Key)).ToList();
-        bool headline = present.Contains(HeadlineMetric) && baselineVariant is not null;
+        var columns = wanted.Where(c => present.Contains(c.Key)).ToList();
+        bool headline = headlineMetric is not null && present.Contains(headlineMetric.Key) && baselineVariant is not null;
         var sb = new StringBuilder();
         sb.Append("| variant | seeds | ").Append(string.Join(" | ", columns.Select(c => c.Label)));
-        if (headline) sb.Append(" | held-out Word Acc minus ").Append(baselineVariant).Append(" (paired) | verdict");
+        if (headline) sb.Append(" | ").Append(headlineMetric!.Label).Append(" minus ").Append(baselineVariant).Append(" (paired) | verdict");
         sb.Append(" |\n|---|---|").Append(string.Concat(columns.Select(_ => "---|"))).Append(headline ? "---|---|" : "").Append('\n');
         if (baseModel is not null)
         {
@@ -112,7 +109,7 @@ public static class AblationTable
             sb.Append(string.Join(" | ", columns.Select(col => c.Values.TryGetValue(col.Key, out var i) ? Cell(i) : "-")));
             if (headline)
             {
-                if (c.Difference is not null && c.Difference.TryGetValue(HeadlineMetric, out var d)) sb.Append(" | ").Append(Signed(d)).Append(" | ").Append(Verdict(d));
+                if (c.Difference is not null && c.Difference.TryGetValue(headlineMetric!.Key, out var d)) sb.Append(" | ").Append(Signed(d)).Append(" | ").Append(Verdict(d));
                 else sb.Append(" | - | -");
             }
             sb.Append(" |\n");

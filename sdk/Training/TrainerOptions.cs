@@ -238,6 +238,19 @@ public sealed class ClusterOptions
     public string Where => Gateways.Count > 0 ? string.Join(", ", Gateways) : $"the Redis membership table at {Redis}";
 }
 
+/// <summary>An evaluation metric a report shows (<see cref="TrainerOptions.ReportMetrics"/>).</summary>
+public sealed class ReportMetric
+{
+    /// <summary>The metric's key in the evaluation (e.g. <c>word_accuracy</c>, <c>facet/heldout/ned</c>).</summary>
+    public string Key { get; set; } = "";
+
+    /// <summary>The column's label.</summary>
+    public string Label { get; set; } = "";
+
+    /// <summary>The headline metric: its paired difference to the baseline is reported with a verdict.</summary>
+    public bool Headline { get; set; }
+}
+
 /// <summary>Everything a training run needs (configuration section <c>Train</c>).</summary>
 public sealed class TrainerOptions
 {
@@ -369,6 +382,13 @@ public sealed class TrainerOptions
     /// health metrics (e.g. <c>ocr/word_acc</c>: a reward's own metric names belong to the run's configuration, not to the engine).
     /// </summary>
     public List<string> PlotMetrics { get; set; } = [];
+
+    /// <summary>
+    /// The evaluation metrics the ablation table reports, in order, one of them the headline whose paired difference gets
+    /// a verdict (empty: the reward's mean score, <see cref="AblationTable.DefaultColumns"/>). The main job's
+    /// appsettings.json names OCR's word accuracy and NED.
+    /// </summary>
+    public List<ReportMetric> ReportMetrics { get; set; } = [];
 
     /// <summary>A deep copy.</summary>
     public TrainerOptions Clone()

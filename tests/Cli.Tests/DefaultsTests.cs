@@ -7,8 +7,8 @@ namespace NextFlowRL.Cli.Tests;
 /// <summary>Training defaults live in one place, the code (TrainerOptions); the shipped appsettings.json adds only what depends on the install.</summary>
 public sealed class DefaultsTests
 {
-    // Names and paths only: the policy, the rewards, the prompt files and the rewards' own metrics to draw (PlotMetrics).
-    private static readonly string[] HostSpecific = ["Policy", "Rewards", "TrainPrompts", "EvalPrompts", "ValidationPrompts", "PlotMetrics"];
+    // Names and paths only: the policy, the rewards, the prompt files and the rewards' own metrics to draw and report.
+    private static readonly string[] HostSpecific = ["Policy", "Rewards", "TrainPrompts", "EvalPrompts", "ValidationPrompts", "PlotMetrics", "ReportMetrics"];
 
     [Fact]
     public void TheShippedAppsettingsSetsNoTrainingValueOfItsOwn()

@@ -83,9 +83,10 @@ public sealed class EvidenceTests
         var same = new[] { Run(0), Run(0.005), Run(0.01) };
         var md = AblationTable.Markdown([("vanilla GRPO", vanilla), ("full", better), ("+X", same)], Reward, "vanilla GRPO", Run(0), resamples: 500);
         var lines = md.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("| variant | seeds | reward (eval prompts) |", lines[0]);
+        // Without report metrics named by the run: the reward's mean score, as the headline.
+        Assert.Equal("| variant | seeds | reward (eval prompts) | reward (eval prompts) minus vanilla GRPO (paired) | verdict |", lines[0]);
         Assert.StartsWith("| base model | - | 0.", lines[2]);
-        Assert.Matches(@"^\| full \| 3 \| 0\.\d{4} \[0\.\d{4}, 0\.\d{4}\] \|$", lines[4]);
+        Assert.Matches(@"^\| full \| 3 \| 0\.\d{4} \[0\.\d{4}, 0\.\d{4}\] \| \+0\.\d{4} \[\+0\.\d{4}, \+0\.\d{4}\] \| helps \|$", lines[4]);
         Assert.Equal("helps", AblationTable.Verdict(new Interval(0.1, 0.02, 0.2)));
         Assert.Equal("hurts", AblationTable.Verdict(new Interval(-0.1, -0.2, -0.01)));
         Assert.Equal("no measurable effect", AblationTable.Verdict(new Interval(0.01, -0.02, 0.05)));
@@ -99,7 +100,9 @@ public sealed class EvidenceTests
         // A summarizing stand-in: word_accuracy = mean score, so the headline facet exists.
         var reward = new FacetReward();
         ScoredSet Run(double gain) => Set(difficulty.Select(d => new[] { d + gain, d + gain + 0.01 }).ToArray(), "region-heldout");
-        var md = AblationTable.Markdown([("vanilla GRPO", new[] { Run(0), Run(0) }), ("full", new[] { Run(0.1), Run(0.1) }), ("+Y", new[] { Run(0), Run(0) })], reward, "vanilla GRPO", null, resamples: 300);
+        ReportMetric[] ocr = [new() { Key = "word_accuracy", Label = "Word Acc" }, new() { Key = "facet/heldout/word_accuracy", Label = "held-out Word Acc", Headline = true }];
+        var md = AblationTable.Markdown([("vanilla GRPO", new[] { Run(0), Run(0) }), ("full", new[] { Run(0.1), Run(0.1) }), ("+Y", new[] { Run(0), Run(0) })], reward, "vanilla GRPO", null,
+            resamples: 300, metrics: ocr);
         var lines = md.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.EndsWith("| held-out Word Acc minus vanilla GRPO (paired) | verdict |", lines[0]);
         Assert.Contains("| +0.1000 [+0.1000, +0.1000] | helps |", lines[3]);

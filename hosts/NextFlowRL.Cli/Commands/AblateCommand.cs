@@ -67,7 +67,7 @@ internal static class AblateCommand
             }
             var reward = context.ValidatedHost().GetReward(baseOptions.Rewards[0].Name);
             var table = AblationTable.Markdown(results, reward, variants[0].Name.StartsWith("vanilla", StringComparison.Ordinal) ? variants[0].Name : null,
-                baseModel, baseOptions.BootstrapResamples, baseOptions.EvalSeed);
+                baseModel, baseOptions.BootstrapResamples, baseOptions.EvalSeed, baseOptions.ReportMetrics);
             var md = $"# Ablation\n\n{baseOptions.Steps} steps per run, seeds {string.Join(", ", seedList)}, evaluated on {baseOptions.EvalPrompts} " +
                      $"(limit {baseOptions.EvalLimit}, {baseOptions.EvalImagesPerPrompt} images per prompt, evaluation seed {baseOptions.EvalSeed}). " +
                      $"Cells: the metric pooled over the seeds' evaluations with a 95% interval from {baseOptions.BootstrapResamples} two-level bootstrap resamples (seeds, then prompts); " +
