@@ -57,15 +57,23 @@ public sealed class RemoteRewardOptions : IValidatableObject
     public int MaxMessageBytes { get; set; } = 64 * 1024 * 1024;
 
     /// <inheritdoc/>
-    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext) =>
+        AddressProblems().Select(p => new ValidationResult(p.Message, p.Members));
+
+    /// <summary>Every problem with the server addresses, and the options it concerns; checked at start and again on first use.</summary>
+    internal IReadOnlyList<(string Message, string[] Members)> AddressProblems()
     {
+        var problems = new List<(string, string[])>();
         if (Endpoint is { Length: > 0 } && Endpoints.Count > 0)
-            yield return new ValidationResult("give Endpoint or Endpoints, not both", [nameof(Endpoint), nameof(Endpoints)]);
+            problems.Add(("give Endpoint or Endpoints, not both", [nameof(Endpoint), nameof(Endpoints)]));
+        var schemes = new HashSet<string>(StringComparer.Ordinal);
         foreach (var e in Replicas())
-            if (!Uri.TryCreate(e, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-                yield return new ValidationResult($"Endpoint '{e}' is not an absolute http:// or https:// address", [Endpoints.Count > 0 ? nameof(Endpoints) : nameof(Endpoint)]);
-        if (Replicas().Select(e => e.Split(':')[0]).Distinct().Count() > 1)
-            yield return new ValidationResult("Endpoints must all be http:// or all https://", [nameof(Endpoints)]);
+        {
+            if (Uri.TryCreate(e, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https") schemes.Add(uri.Scheme);
+            else problems.Add(($"Endpoint '{e}' is not an absolute http:// or https:// address", [Endpoints.Count > 0 ? nameof(Endpoints) : nameof(Endpoint)]));
+        }
+        if (schemes.Count > 1) problems.Add(("Endpoints must all be http:// or all https://", [nameof(Endpoints)]));
+        return problems;
     }
 }
 
@@ -226,15 +234,9 @@ public sealed class RemoteReward : IRewardModel, IDisposable
         lock (_gate)
         {
             if (_client is not null) return (_client, endpoint);
-            var uris = new List<Uri>();
-            foreach (var e in replicas)
-            {
-                if (!Uri.TryCreate(e, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-                    throw new RemoteRewardException($"{Name}: Endpoint '{e}' is not an absolute http:// or https:// address");
-                uris.Add(uri);
-            }
-            if (uris.Select(u => u.Scheme).Distinct().Count() > 1)
-                throw new RemoteRewardException($"{Name}: Endpoints must all be http:// or all https://");
+            if (_options.AddressProblems() is { Count: > 0 } problems)
+                throw new RemoteRewardException($"{Name}: {string.Join("; ", problems.Select(p => p.Message))}");
+            var uris = replicas.Select(e => new Uri(e, UriKind.Absolute)).ToList();
             var handler = new SocketsHttpHandler
             {
                 ConnectTimeout = TimeSpan.FromSeconds(Math.Min(_options.TimeoutSeconds, 30)),
