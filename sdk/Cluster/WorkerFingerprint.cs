@@ -33,6 +33,13 @@ public sealed record WorkerFingerprint(
     /// <summary>The component key of a policy or reward.</summary>
     public static string Key(ComponentKind kind, string name) => $"{kind.ToString().ToLowerInvariant()}:{name}";
 
+    /// <summary>The fingerprint of <paramref name="host"/> for what a run uses: its policy and its rewards.</summary>
+    public static WorkerFingerprint ForRun(NextFlowRLHost host, NextFlowRL.Training.TrainerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Of(host).For(options.Rewards.Select(r => Key(ComponentKind.Reward, r.Name)).Prepend(Key(ComponentKind.Policy, options.Policy)));
+    }
+
     /// <summary>Only the given components (what a run uses).</summary>
     public WorkerFingerprint For(IEnumerable<string> keys) =>
         this with { Components = keys.Distinct().ToDictionary(k => k, k => Components.TryGetValue(k, out var v) ? v : "missing", StringComparer.Ordinal) };

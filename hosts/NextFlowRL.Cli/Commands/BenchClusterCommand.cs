@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using NextFlowRL.Cluster;
-using NextFlowRL.Plugins;
 using NextFlowRL.Training;
 
 namespace NextFlowRL.Cli.Commands;
@@ -34,7 +33,6 @@ internal static class BenchClusterCommand
             var host = context.ValidatedHost();
             var provider = host.GetPolicyProvider(options.Policy);
             var rewards = options.Rewards.Select(r => (r, host.GetReward(r.Name))).ToList();
-            var components = options.Rewards.Select(r => WorkerFingerprint.Key(ComponentKind.Reward, r.Name)).Prepend(WorkerFingerprint.Key(ComponentKind.Policy, options.Policy));
             int shards = NextFlowRL.Training.Rollouts.RolloutShard.Layout(options.PromptsPerStep, options.Cluster.ShardPrompts).Count;
             var progress = new ConsoleProgress("bench cluster", n * (counts.Count + 1), "steps");
             var rows = await ClusterBenchmark.RunAsync(new ClusterBenchmark.Request
@@ -42,7 +40,7 @@ internal static class BenchClusterCommand
                 Options = options,
                 LoadPolicy = () => provider.Load(options.Checkpoint),
                 Rewards = rewards,
-                Trainer = WorkerFingerprint.Of(host).For(components),
+                Trainer = WorkerFingerprint.ForRun(host, options),
                 WorkerDll = dll,
                 WorkerCounts = counts,
                 Steps = n,

@@ -105,12 +105,10 @@ internal static class TrainCommand
     }
 
     /// <summary>Joins the cluster of <c>Train:Cluster</c>: its workers must run this host's plugins for the run's components.</summary>
-    public static async Task<NextFlowRL.Cluster.ClusterRollouts> ConnectAsync(NextFlowRL.Hosting.NextFlowRLHost host, TrainerOptions options, ILogger logger, CancellationToken ct)
+    public static async Task<ClusterRollouts> ConnectAsync(NextFlowRL.Hosting.NextFlowRLHost host, TrainerOptions options, ILogger logger, CancellationToken ct)
     {
-        var components = options.Rewards.Select(r => WorkerFingerprint.Key(NextFlowRL.Plugins.ComponentKind.Reward, r.Name))
-            .Prepend(WorkerFingerprint.Key(NextFlowRL.Plugins.ComponentKind.Policy, options.Policy));
         Console.Error.WriteLine($"nextflow-rl: joining cluster '{options.Cluster.ClusterId}' at {options.Cluster.Where}");
-        var cluster = await NextFlowRL.Cluster.ClusterRollouts.ConnectAsync(options, WorkerFingerprint.Of(host).For(components), logger, ct);
+        var cluster = await ClusterRollouts.ConnectAsync(options, WorkerFingerprint.ForRun(host, options), logger, ct);
         int shards = NextFlowRL.Training.Rollouts.RolloutShard.Layout(options.PromptsPerStep, options.Cluster.ShardPrompts).Count;
         Console.Error.WriteLine($"nextflow-rl: rollouts on the cluster's {cluster.Workers} worker{(cluster.Workers == 1 ? "" : "s")}, {shards} shard{(shards == 1 ? "" : "s")} per step");
         if (shards < cluster.Workers)
