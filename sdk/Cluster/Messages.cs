@@ -63,13 +63,24 @@ public sealed record RewardJob(
     public static RewardJob From(string reward, WorkerFingerprint trainer, string? secret, IReadOnlyList<RewardSample> samples)
     {
         ArgumentNullException.ThrowIfNull(samples);
-        return new RewardJob(reward, trainer, secret, samples.SelectMany(s => new[] { s.Image.Width, s.Image.Height }).ToArray(),
-            samples.Select(s => s.Image.Pixels.ToArray()).ToArray(), samples.Select(s => s.Prompt).ToArray(), samples.Select(s => s.Metadata.ToDictionary()).ToArray());
+        var images = samples.Select(s => s.Image).ToList();
+        return new RewardJob(reward, trainer, secret, ImageWire.Sizes(images), ImageWire.Pixels(images),
+            samples.Select(s => s.Prompt).ToArray(), samples.Select(s => s.Metadata.ToDictionary()).ToArray());
     }
 
     /// <summary>The samples again.</summary>
     public IReadOnlyList<RewardSample> Samples() =>
-        Images.Select((px, i) => new RewardSample(new RgbImage(ImageSizes[2 * i], ImageSizes[2 * i + 1], px), Prompts[i], Metadata[i])).ToList();
+        ImageWire.Images(ImageSizes, Images).Select((image, i) => new RewardSample(image, Prompts[i], Metadata[i])).ToList();
+}
+
+/// <summary>Images in messages: width and height pairs in one array, the RGB24 bytes of each image in another.</summary>
+internal static class ImageWire
+{
+    public static int[] Sizes(IReadOnlyList<RgbImage> images) => images.SelectMany(i => new[] { i.Width, i.Height }).ToArray();
+
+    public static byte[][] Pixels(IReadOnlyList<RgbImage> images) => images.Select(i => i.Pixels.ToArray()).ToArray();
+
+    public static List<RgbImage> Images(int[] sizes, byte[][] pixels) => pixels.Select((px, i) => new RgbImage(sizes[2 * i], sizes[2 * i + 1], px)).ToList();
 }
 
 /// <summary>What a reward worker sends back.</summary>
@@ -287,8 +298,8 @@ public sealed record ShardOutcome
             First = batch.First.Grids.Select(Flat).ToArray(),
             All = ReferenceEquals(batch.First, batch.All) ? [] : batch.All.Grids.Select(Flat).ToArray(),
             Recorded = batch.Recorded?.Select(t => t.cpu().to(ScalarType.Float32).contiguous().data<float>().ToArray()).ToArray() ?? [],
-            ImageSizes = batch.Images.SelectMany(i => new[] { i.Width, i.Height }).ToArray(),
-            Images = batch.Images.Select(i => i.Pixels.ToArray()).ToArray(),
+            ImageSizes = ImageWire.Sizes(batch.Images),
+            Images = ImageWire.Pixels(batch.Images),
             RewardNames = batch.Scores.PerReward.Keys.ToArray(),
             Results = batch.Scores.PerReward.Values.Select(v => v.Select(ResultMessage.From).ToArray()).ToArray(),
             Dropped = batch.Scores.Dropped,
@@ -311,7 +322,7 @@ public sealed record ShardOutcome
         var all = All.Length == 0 ? first : Grids(All, n * K, rowPrompts.SelectMany(p => Enumerable.Repeat(p, K)).ToArray());
         IReadOnlyList<Tensor>? recorded = Recorded.Length == 0 ? null
             : Recorded.Select((g, k) => tensor(g, [n, schedule[k].Height, schedule[k].Width], device: device)).ToList();
-        var images = Images.Select((px, i) => new RgbImage(ImageSizes[2 * i], ImageSizes[2 * i + 1], px)).ToList();
+        var images = ImageWire.Images(ImageSizes, Images);
         var scores = new EnsembleScores
         {
             PerReward = RewardNames.Select((name, i) => (name, (IReadOnlyList<RewardResult>)Results[i].Select(r => r.ToResult()).ToList()))
