@@ -71,6 +71,7 @@ public static class WorkerProgram
 
     /// <summary>Builds the silo's host (plugins loaded, membership configured) without starting it.</summary>
     /// <exception cref="ConfigurationException">Invalid plugin or component configuration.</exception>
+    /// <exception cref="InvalidDataException">The primary's host name does not resolve.</exception>
     public static IHost Build(WorkerOptions options, IConfiguration configuration, IEnumerable<string> pluginDirectories)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -117,7 +118,7 @@ public static class WorkerProgram
         {
             host = Build(options, configuration, pluginDirectories);
         }
-        catch (ConfigurationException e)
+        catch (Exception e) when (e is ConfigurationException or InvalidDataException) // InvalidDataException: a primary whose host does not resolve
         {
             return Fail(e.Message);
         }
