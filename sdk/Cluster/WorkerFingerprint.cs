@@ -37,7 +37,9 @@ public sealed record WorkerFingerprint(
     public static WorkerFingerprint ForRun(NextFlowRLHost host, NextFlowRL.Training.TrainerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return Of(host).For(options.Rewards.Select(r => Key(ComponentKind.Reward, r.Name)).Prepend(Key(ComponentKind.Policy, options.Policy)));
+        // The evaluations' further readers score on the reward workers too.
+        return Of(host).For(options.Rewards.Select(r => r.Name).Concat(options.ActiveEvalReaders)
+            .Select(name => Key(ComponentKind.Reward, name)).Prepend(Key(ComponentKind.Policy, options.Policy)));
     }
 
     /// <summary>Only the given components (what a run uses).</summary>

@@ -75,6 +75,8 @@ public static class AblationTable
     /// Markdown with one row per variant. <paramref name="results"/> maps a variant to its runs' evaluation sets (one per
     /// seed, all on the same prompts and evaluation seeds); <paramref name="baselineVariant"/> names the row the others
     /// are paired against (runs paired by seed position); <paramref name="baseModel"/> is the untrained model's set.
+    /// The paired column and verdict are the headline metric's (<see cref="ReportMetric.Headline"/>; the first column
+    /// present when the headline is not).
     /// </summary>
     public static string Markdown(IReadOnlyList<(string Variant, IReadOnlyList<ScoredSet> Runs)> results, IRewardModel reward, string? baselineVariant,
         ScoredSet? baseModel, int resamples = Bootstrap.DefaultResamples, long seed = 1, IReadOnlyList<ReportMetric>? metrics = null)
@@ -82,7 +84,6 @@ public static class AblationTable
         ArgumentNullException.ThrowIfNull(results);
         ArgumentNullException.ThrowIfNull(reward);
         var wanted = metrics is { Count: > 0 } ? metrics : DefaultColumns;
-        var headlineMetric = wanted.FirstOrDefault(c => c.Headline);
         var baseline = results.FirstOrDefault(r => r.Variant == baselineVariant);
         var computed = results.Where(r => r.Runs.Count > 0).Select(r =>
         {
@@ -92,7 +93,9 @@ public static class AblationTable
         }).ToList();
         var present = computed.SelectMany(c => c.Values.Keys).ToHashSet(StringComparer.Ordinal);
         var columns = wanted.Where(c => present.Contains(c.Key)).ToList();
-        bool headline = headlineMetric is not null && present.Contains(headlineMetric.Key) && baselineVariant is not null;
+        // The configured headline, or the first column when this evaluation lacks it (another prompt set's table).
+        var headlineMetric = columns.FirstOrDefault(c => c.Headline) ?? columns.FirstOrDefault();
+        bool headline = headlineMetric is not null && baselineVariant is not null;
         var sb = new StringBuilder();
         sb.Append("| variant | seeds | ").Append(string.Join(" | ", columns.Select(c => c.Label)));
         if (headline) sb.Append(" | ").Append(headlineMetric!.Label).Append(" minus ").Append(baselineVariant).Append(" (paired) | verdict");

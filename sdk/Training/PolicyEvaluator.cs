@@ -35,31 +35,51 @@ public static class PolicyEvaluator
     public static async Task<EvalReport> EvaluateAsync(INextScalePolicy policy, IRewardModel reward, IReadOnlyList<PromptRecord> prompts,
         SamplingOptions sampling, int imagesPerPrompt = 1, int batchSize = 16, int resamples = 0, IProgress<int>? progress = null, CancellationToken ct = default)
     {
-        ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(reward);
+        return (await EvaluateAsync(policy, [reward], prompts, sampling, imagesPerPrompt, batchSize, resamples, progress, ct))[0];
+    }
+
+    /// <summary>
+    /// Evaluates <paramref name="policy"/> once and scores the same images with every reader (e.g. the reward and a
+    /// second OCR pipeline): one report per reader, in order, all on the same images, so they compare image for image.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="readers"/> is empty.</exception>
+    public static async Task<IReadOnlyList<EvalReport>> EvaluateAsync(INextScalePolicy policy, IReadOnlyList<IRewardModel> readers, IReadOnlyList<PromptRecord> prompts,
+        SamplingOptions sampling, int imagesPerPrompt = 1, int batchSize = 16, int resamples = 0, IProgress<int>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(readers);
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(sampling);
+        if (readers.Count == 0) throw new ArgumentException("no reader to score the evaluation images", nameof(readers));
         ArgumentOutOfRangeException.ThrowIfLessThan(imagesPerPrompt, 1);
         var rows = Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, imagesPerPrompt)).ToList();
         var images = new List<RgbImage>();
-        var results = new List<RewardResult>();
+        var results = readers.Select(_ => new List<RewardResult>()).ToArray();
         for (int start = 0; start < rows.Count; start += batchSize)
         {
             ct.ThrowIfCancellationRequested();
             var chunk = rows.Skip(start).Take(batchSize).Select(p => prompts[p]).ToList();
             using (var trajectories = policy.Sample(chunk.Select(p => p.Prompt).ToList(), sampling with { Seed = Seeds.Mix(sampling.Seed, start) }, ct))
                 images.AddRange(policy.Decode(trajectories));
-            var scored = await reward.ScoreAsync(chunk.Select((p, i) => new RewardSample(images[start + i], p.Prompt, p.Metadata)).ToList(), ct);
-            if (scored.Count != chunk.Count)
-                throw new InvalidDataException($"reward '{reward.Name}' returned {scored.Count} results for {chunk.Count} images");
-            results.AddRange(scored);
-            progress?.Report(results.Count);
+            var samples = chunk.Select((p, i) => new RewardSample(images[start + i], p.Prompt, p.Metadata)).ToList();
+            for (int r = 0; r < readers.Count; r++)
+            {
+                var scored = await readers[r].ScoreAsync(samples, ct);
+                if (scored.Count != chunk.Count)
+                    throw new InvalidDataException($"reward '{readers[r].Name}' returned {scored.Count} results for {chunk.Count} images");
+                results[r].AddRange(scored);
+            }
+            progress?.Report(results[0].Count);
         }
         var bins = rows.Select(p => prompts[p].Metadata.GetValueOrDefault(RewardMetadataKeys.Bin)).ToList();
-        var metrics = RewardMetrics.Summarize(reward, results, bins);
-        var set = ScoredSet.From(reward.Name, rows, bins, results);
-        var intervals = resamples > 0 && prompts.Count > 1 ? Bootstrap.Intervals(reward, set, resamples, sampling.Seed) : new Dictionary<string, Interval>();
-        return new EvalReport(metrics, images, results, set, intervals);
+        return readers.Select((reader, r) =>
+        {
+            var metrics = RewardMetrics.Summarize(reader, results[r], bins);
+            var set = ScoredSet.From(reader.Name, rows, bins, results[r]);
+            var intervals = resamples > 0 && prompts.Count > 1 ? Bootstrap.Intervals(reader, set, resamples, sampling.Seed) : new Dictionary<string, Interval>();
+            return new EvalReport(metrics, images, results[r], set, intervals);
+        }).ToList();
     }
 }
 

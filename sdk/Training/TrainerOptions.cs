@@ -281,6 +281,32 @@ public sealed class TrainerOptions
     /// </summary>
     public string? ValidationPrompts { get; set; }
 
+    /// <summary>
+    /// Further evaluation prompt sets by name (e.g. <c>ood</c>: the out-of-distribution prompts), evaluated before and
+    /// after training like <see cref="EvalPrompts"/> (same images per prompt, seed and limit) and reported beside it, never
+    /// used for tuning. Names are file-name parts: letters, digits, <c>-</c> and <c>_</c>, not <c>eval</c>.
+    /// </summary>
+    public Dictionary<string, string> EvalSets { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Further rewards that read every evaluation's images beside the first of <see cref="Rewards"/> (e.g. <c>ocr-block</c>,
+    /// a second OCR pipeline), so that a gain is not one reader's taste. They score the same images: no extra sampling.
+    /// </summary>
+    public List<string> EvalReaders { get; set; } = [];
+
+    /// <summary>
+    /// The evaluation sets in effect, by name: <see cref="EvalSets"/> without those whose file is empty (an empty value
+    /// turns a configured set off, e.g. <c>--set Train:EvalSets:ood=</c> for a model the set is not made for); none
+    /// without <see cref="Evaluate"/>.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<KeyValuePair<string, string>> ActiveEvalSets =>
+        Evaluate ? EvalSets.Where(kv => !string.IsNullOrWhiteSpace(kv.Value)).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList() : [];
+
+    /// <summary>The further readers in effect: <see cref="EvalReaders"/> without empty entries (<c>--set Train:EvalReaders:0=</c> turns one off); none without <see cref="Evaluate"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<string> ActiveEvalReaders => Evaluate ? EvalReaders.Where(r => !string.IsNullOrWhiteSpace(r)).ToList() : [];
+
     /// <summary>Images per evaluation prompt (the evaluation protocol: at least 4).</summary>
     public int EvalImagesPerPrompt { get; set; } = 4;
 
@@ -398,6 +424,9 @@ public sealed class TrainerOptions
         return copy;
     }
 
+    private static bool IsFileNamePart(string? name) =>
+        !string.IsNullOrEmpty(name) && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
     /// <summary>Every problem with these options (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -447,6 +476,13 @@ public sealed class TrainerOptions
         Check(SampleEvery >= 0, $"Train:SampleEvery must be >= 0, got {SampleEvery}");
         Check(EvalLimit >= 0, $"Train:EvalLimit must be >= 0, got {EvalLimit}");
         Check(EvalImagesPerPrompt >= 1, $"Train:EvalImagesPerPrompt must be >= 1, got {EvalImagesPerPrompt}");
+        foreach (var (name, _) in ActiveEvalSets)
+            Check(IsFileNamePart(name) && name != EvalFile.MainSet, $"Train:EvalSets:{name}: a set name must be letters, digits, '-' or '_' and not '{EvalFile.MainSet}'");
+        for (int i = 0; i < EvalReaders.Count; i++)
+            Check(string.IsNullOrWhiteSpace(EvalReaders[i]) || IsFileNamePart(EvalReaders[i]), $"Train:EvalReaders:{i} must be a reward name of letters, digits, '-' or '_', got '{EvalReaders[i]}'");
+        var readers = ActiveEvalReaders;
+        Check(readers.Distinct().Count() == readers.Count && (Rewards.Count == 0 || !readers.Contains(Rewards[0].Name)),
+            "Train:EvalReaders names a reader twice (the first of Train:Rewards always reads)");
         Check(BootstrapResamples >= 100, $"Train:BootstrapResamples must be >= 100, got {BootstrapResamples}");
         Check(Threads >= 0, $"Train:Threads must be >= 0, got {Threads}");
         Check(Cluster.ShardPrompts >= 0, $"Train:Cluster:ShardPrompts must be >= 0 (0 = one shard per step), got {Cluster.ShardPrompts}");

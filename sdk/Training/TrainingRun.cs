@@ -53,7 +53,22 @@ public sealed record TrainingSummary(string RunDir, int CompletedSteps, IReadOnl
 {
     /// <summary>After minus before on the same prompts and evaluation seeds, with bootstrap 95% intervals (null without both evaluations).</summary>
     public IReadOnlyDictionary<string, Evidence.Interval>? Delta { get; init; }
+
+    /// <summary>
+    /// The further evaluations (<see cref="TrainerOptions.EvalSets"/> and <see cref="TrainerOptions.EvalReaders"/>), each
+    /// set read by each reader; the evaluation of <see cref="Before"/>/<see cref="After"/> is not repeated here.
+    /// </summary>
+    public IReadOnlyList<EvaluationOutcome> Evaluations { get; init; } = [];
 }
+
+/// <summary>One further evaluation of a run: a prompt set read by one reader, before and after training.</summary>
+/// <param name="Set">The set's name (<see cref="EvalFile.MainSet"/> for <see cref="TrainerOptions.EvalPrompts"/>).</param>
+/// <param name="Reader">The reward that read the images.</param>
+/// <param name="Before">Metrics before training (null when not evaluated).</param>
+/// <param name="After">Metrics after training.</param>
+/// <param name="Delta">After minus before, paired, with 95% intervals (null without both).</param>
+public sealed record EvaluationOutcome(string Set, string Reader, IReadOnlyDictionary<string, double>? Before, IReadOnlyDictionary<string, double>? After,
+    IReadOnlyDictionary<string, Evidence.Interval>? Delta);
 
 /// <summary>
 /// A whole training run: evaluation before, the steps with logs, sample grids and periodic atomic checkpoints,
@@ -94,8 +109,19 @@ public static class TrainingRun
         folder.WriteJson("config.json", o);
 
         var prompts = PromptSet.Load(o.TrainPrompts!);
-        var evalPrompts = o.Evaluate && o.EvalPrompts is not null ? PromptSet.Load(o.EvalPrompts).Records : null;
-        if (evalPrompts is not null && o.EvalLimit > 0) evalPrompts = evalPrompts.Take(o.EvalLimit).ToList();
+        IReadOnlyList<PromptRecord> Limited(string path)
+        {
+            var records = PromptSet.Load(path).Records;
+            return o.EvalLimit > 0 ? records.Take(o.EvalLimit).ToList() : records;
+        }
+        // The evaluation sets: the held-out prompts first (the run's before/after), then the further sets by name.
+        var evalSets = new List<(string Name, IReadOnlyList<PromptRecord> Prompts)>();
+        if (o.Evaluate && o.EvalPrompts is not null)
+        {
+            evalSets.Add((EvalFile.MainSet, Limited(o.EvalPrompts)));
+            evalSets.AddRange(o.ActiveEvalSets.Select(kv => (kv.Key, Limited(kv.Value))));
+        }
+        var evalPrompts = evalSets.Count > 0 ? evalSets[0].Prompts : null;
         var rewards = new RewardEnsemble(o.Rewards.Select(r => (r, request.ResolveReward(r.Name))).ToList(), request.Logger);
 
         request.OnStatus?.Invoke(resumeFrom is null ? $"loading policy '{o.Policy}'" : $"resuming from {resumeFrom}");
@@ -131,12 +157,12 @@ public static class TrainingRun
             // The evaluation seed does not depend on the training seed: every run is evaluated on the same images' streams.
             var sampling = new SamplingOptions { Seed = o.EvalSeed, CfgScale = o.Rollout.CfgScale, TopK = o.Rollout.TopK, TopP = o.Rollout.TopP, Temperature = o.Rollout.Temperature };
             var evalReward = rewards.Rewards[0].Model;
-            var (before, beforeSet) = ReadEval(folder, "eval_before.json");
-            if (evalPrompts is not null && before is null && o.EvaluateBefore)
-            {
-                request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts x {o.EvalImagesPerPrompt} images before training");
-                (before, beforeSet) = await EvaluateAsync(folder, "before", policy, evalReward, evalPrompts, sampling, o, ct);
-            }
+            // The first reward reads every evaluation, the further readers score the same images.
+            IReadOnlyList<IRewardModel> readers = [evalReward, .. o.ActiveEvalReaders.Select(request.ResolveReward)];
+            var beforeAll = evalSets.Count > 0 && o.EvaluateBefore
+                ? await EvaluateAllAsync(folder, "before", policy, readers, evalSets, sampling, o, request, ct)
+                : new Dictionary<(string, string), Evaluated>();
+            var (before, beforeSet) = beforeAll.TryGetValue((EvalFile.MainSet, evalReward.Name), out var main) ? (main.Metrics, main.Set) : ReadEval(folder, EvalFile.FileName("before"));
 
             bool cancelled = false;
             int lastSaved = trainer.Step;
@@ -173,24 +199,36 @@ public static class TrainingRun
 
             IReadOnlyDictionary<string, double>? after = null;
             IReadOnlyDictionary<string, Evidence.Interval>? delta = null;
-            if (evalPrompts is not null)
+            var outcomes = new List<EvaluationOutcome>();
+            if (evalSets.Count > 0)
             {
-                request.OnStatus?.Invoke($"evaluating {evalPrompts.Count} held-out prompts x {o.EvalImagesPerPrompt} images after training");
-                (after, var afterSet) = await EvaluateAsync(folder, "after", policy, evalReward, evalPrompts, sampling, o, ct);
-                // The same prompts and evaluation seeds before and after: the paired difference, resampling prompts.
-                if (beforeSet is not null && afterSet.SameLayout(beforeSet) && evalPrompts.Count > 1)
-                    delta = Evidence.Bootstrap.PairedDifference(evalReward, afterSet, beforeSet, o.BootstrapResamples, o.EvalSeed);
+                var afterAll = await EvaluateAllAsync(folder, "after", policy, readers, evalSets, sampling, o, request, ct, reuse: false);
+                foreach (var ((set, reader), a) in afterAll)
+                {
+                    var model = readers.First(r => r.Name == reader);
+                    var b = beforeAll.TryGetValue((set, reader), out var found) ? found : default;
+                    if (b.Set is null && set == EvalFile.MainSet && reader == evalReward.Name) b = new Evaluated(before, beforeSet);
+                    // The same prompts and evaluation seeds before and after: the paired difference, resampling prompts.
+                    var d = b.Set is not null && a.Set is { } afterSet && afterSet.SameLayout(b.Set) && afterSet.PromptCount > 1
+                        ? Evidence.Bootstrap.PairedDifference(model, afterSet, b.Set, o.BootstrapResamples, o.EvalSeed)
+                        : null;
+                    if (set == EvalFile.MainSet && reader == evalReward.Name) (after, delta) = (a.Metrics, d);
+                    else outcomes.Add(new EvaluationOutcome(set, reader, b.Metrics, a.Metrics, d));
+                }
             }
+            static Dictionary<string, double[]>? Triples(IReadOnlyDictionary<string, Evidence.Interval>? d) =>
+                d?.ToDictionary(kv => kv.Key, kv => new[] { kv.Value.Estimate, kv.Value.Low, kv.Value.High });
             folder.WriteJson("summary.json", new
             {
                 steps = trainer.Step,
                 before,
                 after,
-                delta = delta?.ToDictionary(kv => kv.Key, kv => new[] { kv.Value.Estimate, kv.Value.Low, kv.Value.High }),
+                delta = Triples(delta),
+                evaluations = outcomes.ToDictionary(e => $"{e.Set}/{e.Reader}", e => new { before = e.Before, after = e.After, delta = Triples(e.Delta) }),
                 elapsed_seconds = clock.Elapsed.TotalSeconds,
             });
             WriteReport(folder, request);
-            return new TrainingSummary(folder.Directory, trainer.Step, before, after, clock.Elapsed, false) { Delta = delta };
+            return new TrainingSummary(folder.Directory, trainer.Step, before, after, clock.Elapsed, false) { Delta = delta, Evaluations = outcomes };
         }
         finally
         {
@@ -236,26 +274,55 @@ public static class TrainingRun
         }
     }
 
-    private static async Task<(IReadOnlyDictionary<string, double> Metrics, Evidence.ScoredSet Set)> EvaluateAsync(RunFolder folder, string when, INextScalePolicy policy,
-        IRewardModel reward, IReadOnlyList<PromptRecord> prompts, SamplingOptions sampling, TrainerOptions o, CancellationToken ct)
+    private record struct Evaluated(IReadOnlyDictionary<string, double>? Metrics, Evidence.ScoredSet? Set);
+
+    /// <summary>
+    /// Evaluates every set once and scores its images with every reader, writing one <see cref="EvalFile"/> per set and
+    /// reader. With <paramref name="reuse"/> a set whose files all exist (a resumed run) is read back instead.
+    /// </summary>
+    private static async Task<Dictionary<(string Set, string Reader), Evaluated>> EvaluateAllAsync(RunFolder folder, string when, INextScalePolicy policy,
+        IReadOnlyList<IRewardModel> readers, IReadOnlyList<(string Name, IReadOnlyList<PromptRecord> Prompts)> sets, SamplingOptions sampling,
+        TrainerOptions o, TrainingRunRequest request, CancellationToken ct, bool reuse = true)
     {
-        var report = await PolicyEvaluator.EvaluateAsync(policy, reward, prompts, sampling, o.EvalImagesPerPrompt, resamples: o.BootstrapResamples, ct: ct);
-        NextFlowRL.Torch.Memory.NativeHeap.Trim();
-        folder.WriteJson($"eval_{when}.json", new
+        var result = new Dictionary<(string, string), Evaluated>();
+        foreach (var (name, prompts) in sets)
         {
-            reward = reward.Name,
-            prompts = prompts.Count,
-            images_per_prompt = o.EvalImagesPerPrompt,
-            eval_seed = o.EvalSeed,
-            metrics = report.Metrics,
-            ci = report.Intervals.ToDictionary(kv => kv.Key, kv => new[] { kv.Value.Low, kv.Value.High }),
-            set = report.Set,
-        });
-        var shown = Enumerable.Range(0, Math.Min(16, report.Images.Count))
-            .Select(i => (report.Images[i], $"{prompts[report.Set.Prompts[i]].Prompt} | {(report.Results[i].IsValid ? report.Results[i].Score.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
-            .ToList();
-        folder.WriteGrid($"eval-{when}", shown);
-        return (report.Metrics, report.Set);
+            var files = readers.Select((r, i) => EvalFile.FileName(when, name, r.Name, main: name == EvalFile.MainSet && i == 0)).ToList();
+            var saved = files.Select(f => ReadEval(folder, f)).ToList();
+            if (reuse && saved.All(x => x.Set is not null))
+            {
+                for (int i = 0; i < readers.Count; i++) result[(name, readers[i].Name)] = new Evaluated(saved[i].Metrics, saved[i].Set);
+                continue;
+            }
+            string what = name == EvalFile.MainSet ? "held-out" : $"'{name}'";
+            string by = readers.Count == 1 ? "" : $", read by {string.Join(" and ", readers.Select(r => r.Name))}";
+            request.OnStatus?.Invoke($"evaluating {prompts.Count} {what} prompts x {o.EvalImagesPerPrompt} images {when} training{by}");
+            var reports = await PolicyEvaluator.EvaluateAsync(policy, readers, prompts, sampling, o.EvalImagesPerPrompt, resamples: o.BootstrapResamples, ct: ct);
+            NextFlowRL.Torch.Memory.NativeHeap.Trim();
+            for (int i = 0; i < readers.Count; i++)
+            {
+                var report = reports[i];
+                folder.WriteJson(files[i], new
+                {
+                    reward = readers[i].Name,
+                    prompt_set = name,
+                    prompts = prompts.Count,
+                    images_per_prompt = o.EvalImagesPerPrompt,
+                    eval_seed = o.EvalSeed,
+                    metrics = report.Metrics,
+                    ci = report.Intervals.ToDictionary(kv => kv.Key, kv => new[] { kv.Value.Low, kv.Value.High }),
+                    set = report.Set,
+                });
+                result[(name, readers[i].Name)] = new Evaluated(report.Metrics, report.Set);
+            }
+            // One grid per set, with the first reader's scores.
+            var first = reports[0];
+            var shown = Enumerable.Range(0, Math.Min(16, first.Images.Count))
+                .Select(i => (first.Images[i], $"{prompts[first.Set.Prompts[i]].Prompt} | {(first.Results[i].IsValid ? first.Results[i].Score.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))
+                .ToList();
+            folder.WriteGrid(name == EvalFile.MainSet ? $"eval-{when}" : $"eval-{when}.{name}", shown);
+        }
+        return result;
     }
 
     /// <summary>Attaches the run's adapters to <paramref name="policy"/> (a resumed run: with the checkpoint's weights).</summary>

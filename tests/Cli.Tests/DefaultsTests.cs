@@ -8,7 +8,7 @@ namespace NextFlowRL.Cli.Tests;
 public sealed class DefaultsTests
 {
     // Names and paths only: the policy, the rewards, the prompt files and the rewards' own metrics to draw and report.
-    private static readonly string[] HostSpecific = ["Policy", "Rewards", "TrainPrompts", "EvalPrompts", "ValidationPrompts", "PlotMetrics", "ReportMetrics"];
+    private static readonly string[] HostSpecific = ["Policy", "Rewards", "TrainPrompts", "EvalPrompts", "ValidationPrompts", "EvalSets", "EvalReaders", "PlotMetrics", "ReportMetrics"];
 
     [Fact]
     public void TheShippedAppsettingsSetsNoTrainingValueOfItsOwn()

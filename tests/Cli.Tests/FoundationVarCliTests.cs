@@ -116,6 +116,9 @@ public sealed class FoundationVarCliTests : IDisposable
             "--set", "Train:Rewards:0:Name=brightness",
             "--set", $"Train:TrainPrompts={prompts}",
             "--set", $"Train:EvalPrompts={prompts}",
+            // The main job's further evaluations (text prompts, a second OCR reader) do not apply to a class-conditional model.
+            "--set", "Train:EvalSets:ood=",
+            "--set", "Train:EvalReaders:0=",
             "--set", "Train:PromptsPerStep=2",
             "--set", "Train:GroupSize=3",
             "--set", "Train:Vmr:SplitScale=3",

@@ -218,4 +218,23 @@ public sealed class TrainCliTests : IDisposable
         Assert.Contains("minus baseline", paired.Stdout);
         Assert.Contains("0.0000 [0.0000, 0.0000]", paired.Stdout);
     }
+
+    [Fact]
+    public async Task EvalWithSeveralReadersScoresTheSameImagesOnce()
+    {
+        var result = await CliRunner.RunAsync("eval", "--policy", "tiny", "--prompts", _prompts, "--reward", "brightness", "--reward", "contrast",
+            "--images-per-prompt", "2", "--format", "json", "--out", Path.Combine(_dir, "readers"), "--plugins-dir", _plugins);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using var doc = JsonDocument.Parse(result.Stdout);
+        // Keys per reader; both read the same 8 images (the image statistics are their components).
+        Assert.Equal(8, doc.RootElement.GetProperty("brightness/count").GetDouble());
+        Assert.Equal(8, doc.RootElement.GetProperty("contrast/count").GetDouble());
+        Assert.Equal(doc.RootElement.GetProperty("brightness/mean_brightness").GetDouble(), doc.RootElement.GetProperty("contrast/mean_brightness").GetDouble(), 12);
+        Assert.False(doc.RootElement.TryGetProperty("count", out _));
+        Assert.True(File.Exists(Path.Combine(_dir, "readers", "metrics.json")));
+        Assert.True(File.Exists(Path.Combine(_dir, "readers", "metrics.contrast.json")));
+        var unknown = await CliRunner.RunAsync("eval", "--policy", "tiny", "--prompts", _prompts, "--reward", "brightness", "--reward", "nope", "--plugins-dir", _plugins);
+        Assert.NotEqual(0, unknown.ExitCode);
+        Assert.Contains("nope", unknown.Stderr);
+    }
 }

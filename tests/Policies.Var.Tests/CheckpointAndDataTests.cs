@@ -351,6 +351,38 @@ public sealed class DataTests
     }
 
     [Fact]
+    public void TheOutOfDistributionSetChangesOneThingPerBinAndIsTheShippedFile()
+    {
+        var ood = TextDataset.OutOfDistributionPrompts(WordLists.Default, perBin: 20);
+        Assert.Equal(["common-1region", "common-2region", "rare-1region", "short-1region", "template-1region"],
+            ood.GroupBy(r => r.Bin).Select(g => g.Key).Order(StringComparer.Ordinal));
+        Assert.All(ood.GroupBy(r => r.Bin), g => Assert.Equal(20, g.Count()));
+        var train = WordLists.Default.Train.ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var heldOut = WordLists.Default.HeldOut.ToHashSet(StringComparer.OrdinalIgnoreCase);
+        // No word was trained on; only the template bin uses the model's own (held-out) pseudo-words.
+        Assert.All(ood, r => Assert.All(r.TargetWords, w => Assert.DoesNotContain(w, train)));
+        Assert.All(ood.Where(r => r.Bin != "template-1region"), r => Assert.All(r.TargetWords, w => Assert.DoesNotContain(w, heldOut)));
+        Assert.All(ood.Where(r => r.Bin == "template-1region"), r => Assert.Contains(Assert.Single(r.TargetWords), heldOut));
+        // Letters the model never drew stay out: the set measures unfamiliar words, not untrained glyphs.
+        Assert.All(ood, r => Assert.All(r.TargetWords, w => Assert.All(w, c => Assert.Contains(c, TextDataset.TrainedLetters))));
+        Assert.All(WordLists.Default.Train, w => Assert.All(w, c => Assert.Contains(c, TextDataset.TrainedLetters)));
+        Assert.All(ood.Where(r => r.Bin == "short-1region"), r => Assert.Equal(2, Assert.Single(r.TargetWords).Length));
+        Assert.All(ood.Where(r => r.Bin == "common-2region"), r => Assert.Equal(2, r.TargetWords.Count));
+        // Rare combinations: a vowel first or three consonants in a row, which the word grammar never makes.
+        Assert.All(ood.Where(r => r.Bin == "rare-1region"), r => Assert.Matches("^[AEIOU]|[^AEIOU]{3}", Assert.Single(r.TargetWords)));
+        Assert.DoesNotContain(WordLists.Default.Train, w => System.Text.RegularExpressions.Regex.IsMatch(w, "^[AEIOU]"));
+        // Templates: the template bin's never occur in training prompts; the other bins use training templates.
+        var trainingPrompts = TextDataset.TrainingPrompts(WordLists.Default, 500);
+        Assert.All(ood.Where(r => r.Bin == "template-1region"), r => Assert.Contains(TextDataset.UnseenOneWordTemplates, t => r.Prompt == t.Replace("{0}", r.TargetWords[0], StringComparison.Ordinal)));
+        Assert.DoesNotContain(trainingPrompts, p => TextDataset.UnseenOneWordTemplates.Any(t => p.Prompt.StartsWith(t[..t.IndexOf('{', StringComparison.Ordinal)], StringComparison.Ordinal)));
+        // The quoted words are the targets, and the shipped file is the command's output (seed 20261203).
+        Assert.All(ood, r => Assert.Equal(r.TargetWords, TextDataset.QuotedWords(r.Prompt)));
+        var shipped = TextDataset.ReadJsonl(Path.Combine(VarPolicyProvider.DefaultModelDirectory, "ood_prompts.jsonl"));
+        Assert.Equal(ood.Select(r => (r.Prompt, r.Bin)), shipped.Select(r => (r.Prompt, r.Bin)));
+        Assert.NotEqual(ood.Select(r => r.Prompt), TextDataset.OutOfDistributionPrompts(WordLists.Default, 20, seed: 5).Select(r => r.Prompt));
+    }
+
+    [Fact]
     public void TheValidationSetHasTheTestSetsBinsAndNoneOfItsWords()
     {
         var test = TextDataset.EvaluationPrompts(WordLists.Default);

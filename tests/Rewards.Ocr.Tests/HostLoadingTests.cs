@@ -33,7 +33,7 @@ public sealed class HostLoadingTests : IDisposable
         using var host = NextFlowRLHost.Build(config, pluginDirectories: [Path.Combine(_root, "plugins")]);
         var report = Assert.Single(host.Plugins, p => p.Name == "NextFlowRL.Rewards.Ocr");
         Assert.Equal(PluginStatus.Loaded, report.Status);
-        Assert.Equal(["ocr", "ocr-edit"], report.Components.Select(c => c.Name).Order());
+        Assert.Equal(["ocr", "ocr-block", "ocr-edit"], report.Components.Select(c => c.Name).Order());
         Assert.Contains(host.Commands, c => c.Path.SequenceEqual(["bench", "ocr"]));
         host.EnsureValidOptions();
 

@@ -9,11 +9,11 @@ namespace NextFlowRL.Rewards.Ocr.Tests;
 public class PluginTests
 {
     [Fact]
-    public void EntryRegistersBothRewardsAndTheBenchCommand()
+    public void EntryRegistersTheRewardsTheSecondReaderAndTheBenchCommand()
     {
-        var builder = TestBuilder.With(("Rewards:ocr:Workers", "1"), ("Rewards:ocr-edit:MinConfidence", "0.3"));
+        var builder = TestBuilder.With(("Rewards:ocr:Workers", "1"), ("Rewards:ocr-edit:MinConfidence", "0.3"), ("Rewards:ocr-block:UpscaleFactor", "5"));
         new OcrPlugin().Register(builder);
-        Assert.Equal(["ocr", "ocr-edit"], builder.Components.Select(c => c.Name));
+        Assert.Equal(["ocr", "ocr-edit", "ocr-block"], builder.Components.Select(c => c.Name));
         Assert.All(builder.Components, c => Assert.Equal(ComponentKind.Reward, c.Kind));
         using var sp = builder.Services.BuildServiceProvider();
         var ocr = Assert.IsType<OcrReward>(sp.GetRequiredKeyedService<IRewardModel>("ocr"));
@@ -23,6 +23,13 @@ public class PluginTests
         Assert.Equal(1, ocr.Workers);
         Assert.Equal(OcrRewardFormula.Edit, edit.Options.Formula);
         Assert.Equal(0.3, edit.Options.MinConfidence);
+        // The second reader: the ocr formula through another pipeline; its defaults give way to configuration.
+        var second = Assert.IsType<OcrReward>(sp.GetRequiredKeyedService<IRewardModel>(OcrPlugin.SecondReader));
+        Assert.Equal(OcrRewardFormula.Paper, second.Options.Formula);
+        Assert.Equal(6, second.Options.PageSegmentationMode);
+        Assert.Equal(512, second.Options.UpscaleBelow);
+        Assert.Equal(5, second.Options.UpscaleFactor);
+        Assert.Equal(11, ocr.Options.PageSegmentationMode);
         var command = Assert.Single(sp.GetServices<INextFlowRLCommand>());
         Assert.Equal(["bench", "ocr"], command.Path);
     }

@@ -110,6 +110,19 @@ public sealed class EvidenceTests
         Assert.EndsWith("| - | - |", lines[2]); // the baseline is not paired with itself
     }
 
+    [Fact]
+    public void AnotherPromptSetWithoutTheHeadlineMetricIsPairedOnItsFirstColumn()
+    {
+        // The out-of-distribution set has no held-out facet: its table pairs on the first configured column present.
+        var reward = new FacetReward();
+        ScoredSet Run(double gain) => Set(Enumerable.Range(0, 30).Select(p => new[] { 0.3 + 0.01 * (p % 5) + gain }).ToArray());
+        ReportMetric[] ocr = [new() { Key = "facet/heldout/word_accuracy", Label = "held-out", Headline = true }, new() { Key = "word_accuracy", Label = "word_accuracy" }];
+        var md = AblationTable.Markdown([("vanilla GRPO", new[] { Run(0) }), ("full", new[] { Run(-0.2) })], reward, "vanilla GRPO", null, resamples: 300, metrics: ocr);
+        var lines = md.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("| variant | seeds | word_accuracy | word_accuracy minus vanilla GRPO (paired) | verdict |", lines[0]);
+        Assert.EndsWith("| hurts |", lines[3]);
+    }
+
     private sealed class FacetReward : ISummarizingReward
     {
         public string Name => "facet";

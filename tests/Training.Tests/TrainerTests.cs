@@ -326,6 +326,71 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public async Task FurtherSetsAndReadersAreEvaluatedOnTheSameImagesAndPairedBeforeAndAfter()
+    {
+        var other = Path.Combine(_dir, "other.jsonl");
+        File.WriteAllLines(other, Enumerable.Range(0, 3).Select(i => $$"""{"prompt": "an unseen prompt {{i}}", "bin": "x-{{i % 2}}"}"""));
+        var o = Options(x => { x.Steps = 1; x.EvalImagesPerPrompt = 2; x.EvalSets["ood"] = other; x.EvalReaders = ["darkness"]; });
+        var run = Path.Combine(_dir, "further");
+        var statuses = new List<string>();
+        var request = new TrainingRunRequest
+        {
+            Options = o,
+            OutDir = run,
+            PolicyProvider = new TinyPolicyProvider(seed: 9),
+            ResolveReward = name => name == "darkness"
+                ? new ImageStatsReward("darkness", new ImageStatsRewardOptions { Statistic = ImageStatistic.Brightness, Target = 0.0 })
+                : Brightness(),
+            Logger = NullLogger.Instance,
+            OnStatus = statuses.Add,
+        };
+        var summary = await TrainingRun.RunAsync(request, CancellationToken.None);
+        Assert.Equal(["eval/darkness", "ood/brightness", "ood/darkness"], summary.Evaluations.Select(e => $"{e.Set}/{e.Reader}").Order(StringComparer.Ordinal));
+        foreach (var e in summary.Evaluations)
+        {
+            Assert.NotNull(e.Before);
+            Assert.NotNull(e.After);
+            Assert.NotNull(e.Delta);
+            Assert.Equal(e.Set == "ood" ? 6 : 12, e.After!["count"]);
+            Assert.Equal(e.After["mean_score"] - e.Before!["mean_score"], e.Delta!["mean_score"].Estimate, 9);
+        }
+        foreach (var when in new[] { "before", "after" })
+        {
+            var main = EvalFile.Read(Path.Combine(run, $"eval_{when}.json"))!;
+            var second = EvalFile.Read(Path.Combine(run, $"eval_{when}.eval.darkness.json"))!;
+            // The second reader scored the same images (the measured brightness is the same image for image) to another target.
+            Assert.True(main.Set!.SameLayout(second.Set!));
+            var (a, b) = (main.Set.RewardResults(), second.Set!.RewardResults());
+            for (int i = 0; i < a.Count; i++)
+                Assert.Equal(a[i].Components["brightness"], b[i].Components["brightness"], 12);
+            Assert.NotEqual(a.Select(r => r.Score), b.Select(r => r.Score));
+            Assert.NotNull(EvalFile.Read(Path.Combine(run, $"eval_{when}.ood.brightness.json"))?.Set);
+        }
+        Assert.Equal([("eval", "darkness"), ("ood", "brightness"), ("ood", "darkness")], EvalFile.Further(run));
+        Assert.True(File.Exists(Path.Combine(run, "samples", "eval-after.ood.png")));
+        Assert.Contains(statuses, s => s.Contains("'ood' prompts", StringComparison.Ordinal) && s.Contains("read by brightness and darkness", StringComparison.Ordinal));
+        Assert.Contains("\"ood/darkness\"", File.ReadAllText(Path.Combine(run, "summary.json")));
+    }
+
+    [Fact]
+    public void EvaluationSetAndReaderNamesAreChecked()
+    {
+        var o = Options(x => { x.EvalSets["eval"] = "a.jsonl"; x.EvalSets["bad name"] = "b.jsonl"; x.EvalSets["off"] = " "; x.EvalReaders = ["brightness", "x.y", ""]; });
+        var errors = string.Join("\n", o.Validate());
+        Assert.Contains("Train:EvalSets:eval", errors);
+        Assert.Contains("Train:EvalSets:bad name", errors);
+        Assert.DoesNotContain("Train:EvalSets:off", errors); // an empty value turns a set off
+        Assert.Contains("Train:EvalReaders:1", errors);
+        Assert.DoesNotContain("Train:EvalReaders:2", errors);
+        Assert.Contains("names a reader twice", errors);
+        Assert.Equal(["bad name", "eval"], o.ActiveEvalSets.Select(kv => kv.Key));
+        Assert.Equal(["brightness", "x.y"], o.ActiveEvalReaders);
+        Assert.Empty(Options(x => { x.EvalSets["ood_2"] = "a.jsonl"; x.EvalReaders = ["ocr-block"]; }).Validate());
+        Assert.Equal("eval_after.json", EvalFile.FileName("after"));
+        Assert.Equal("eval_before.ood.ocr-block.json", EvalFile.FileName("before", "ood", "ocr-block", main: false));
+    }
+
+    [Fact]
     public async Task CorruptCheckpointIsRefusedWithOneClearMessage()
     {
         var o = Options(x => { x.Steps = 1; x.Evaluate = false; });

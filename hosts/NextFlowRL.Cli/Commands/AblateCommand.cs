@@ -43,6 +43,7 @@ internal static class AblateCommand
             var root = parse.GetValue(outDir)!;
             var results = new List<(string, IReadOnlyList<ScoredSet>)>();
             ScoredSet? baseModel = null;
+            var runDirs = new List<string>(); // variant-major, seed-minor
             int total = variants.Count * seedList.Count, index = 0;
             foreach (var variant in variants)
             {
@@ -56,6 +57,7 @@ internal static class AblateCommand
                     options.EvaluateBefore = baseModel is null;
                     TrainingConfig.EnsureValid(options);
                     var dir = Path.Combine(root, Slug(variant.Name), $"seed-{seed}");
+                    runDirs.Add(dir);
                     Console.Error.WriteLine($"nextflow-rl: ablation run {index}/{total}: {variant.Name}, seed {seed} -> {dir}");
                     await RunOrReuseAsync(context, options, dir, ct);
                     baseModel ??= TrainingRun.ReadEvalFile(Path.Combine(dir, "eval_before.json")).Set;
@@ -66,8 +68,20 @@ internal static class AblateCommand
                 results.Add((variant.Name, perSeed));
             }
             var reward = context.ValidatedHost().GetReward(baseOptions.Rewards[0].Name);
-            var table = AblationTable.Markdown(results, reward, variants[0].Name.StartsWith("vanilla", StringComparison.Ordinal) ? variants[0].Name : null,
+            string? baselineVariant = variants[0].Name.StartsWith("vanilla", StringComparison.Ordinal) ? variants[0].Name : null;
+            var table = AblationTable.Markdown(results, reward, baselineVariant,
                 baseModel, baseOptions.BootstrapResamples, baseOptions.EvalSeed, baseOptions.ReportMetrics);
+            // The further evaluations (Train:EvalSets x Train:EvalReaders) of the same runs, one table each.
+            foreach (var (set, reader) in runDirs.SelectMany(d => EvalFile.Further(d)).Distinct().ToList())
+            {
+                var further = variants.Select((v, i) => (v.Name, (IReadOnlyList<ScoredSet>)runDirs.Skip(i * seedList.Count).Take(seedList.Count)
+                    .Select(d => TrainingRun.ReadEvalFile(Path.Combine(d, EvalFile.FileName("after", set, reader, main: false))).Set)
+                    .OfType<ScoredSet>().ToList())).ToList();
+                var furtherBase = TrainingRun.ReadEvalFile(Path.Combine(runDirs[0], EvalFile.FileName("before", set, reader, main: false))).Set;
+                var columns = baseOptions.ReportMetrics.Select(c => new ReportMetric { Key = c.Key, Label = c.Key, Headline = c.Headline }).ToList();
+                table += $"\n## Prompt set '{set}', read by {reader}\n\n" + AblationTable.Markdown(further, context.ValidatedHost().GetReward(reader), baselineVariant,
+                    furtherBase, baseOptions.BootstrapResamples, baseOptions.EvalSeed, columns);
+            }
             var md = $"# Ablation\n\n{baseOptions.Steps} steps per run, seeds {string.Join(", ", seedList)}, evaluated on {baseOptions.EvalPrompts} " +
                      $"(limit {baseOptions.EvalLimit}, {baseOptions.EvalImagesPerPrompt} images per prompt, evaluation seed {baseOptions.EvalSeed}). " +
                      $"Cells: the metric pooled over the seeds' evaluations with a 95% interval from {baseOptions.BootstrapResamples} two-level bootstrap resamples (seeds, then prompts); " +

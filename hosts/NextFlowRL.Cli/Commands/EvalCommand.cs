@@ -9,8 +9,9 @@ using Spectre.Console;
 namespace NextFlowRL.Cli.Commands;
 
 /// <summary>
-/// <c>nextflow-rl eval [--policy var] [--checkpoint DIR] [--prompts FILE] [--reward ocr] [--limit N] [--out DIR]</c>:
-/// CVTG-style metrics (Word Accuracy and NED with the ocr reward) of a policy on a prompt file.
+/// <c>nextflow-rl eval [--policy var] [--checkpoint DIR] [--prompts FILE] [--reward ocr [--reward ocr-block]] [--limit N] [--out DIR]</c>:
+/// CVTG-style metrics (Word Accuracy and NED with the ocr reward) of a policy on a prompt file; with several
+/// <c>--reward</c> every reader scores the same images.
 /// </summary>
 internal static class EvalCommand
 {
@@ -18,7 +19,7 @@ internal static class EvalCommand
     {
         var policy = new PolicyOptions();
         var prompts = new Option<string?>("--prompts") { Description = "Prompt file (JSONL with prompt, target_words, bin). Default: Train:EvalPrompts." };
-        var reward = new Option<string?>("--reward") { Description = "Reward to evaluate with (default: the first of Train:Rewards)." };
+        var reward = new Option<string[]>("--reward") { Description = "Reward to evaluate with (default: the first of Train:Rewards); repeat it to read the same images with several readers (e.g. --reward ocr --reward ocr-block)." };
         var limit = new Option<int>("--limit") { Description = "Use only the first N prompts (0 = all).", DefaultValueFactory = _ => 0 };
         var format = Formats.Option();
         var outDir = new Option<string?>("--out") { Description = "Also write the images, a grid and metrics.json here." };
@@ -36,72 +37,87 @@ internal static class EvalCommand
             int n = parse.GetValue(limit);
             if (n < 0) throw new CliUsageException($"--limit must be >= 0, got {n}");
             if (n > 0) set = set.Take(n).ToList();
-            var rewardName = parse.GetValue(reward) ?? defaults.Rewards.FirstOrDefault()?.Name
-                ?? throw new CliUsageException("no reward: give --reward NAME");
-            var model = context.ValidatedHost().GetReward(rewardName);
+            string[] rewardNames = parse.GetValue(reward) is { Length: > 0 } given ? given.Distinct().ToArray()
+                : [defaults.Rewards.FirstOrDefault()?.Name ?? throw new CliUsageException("no reward: give --reward NAME")];
+            var readers = rewardNames.Select(context.ValidatedHost().GetReward).ToList();
             var sampling = policy.Sampling(context, parse);
             // Without --seed the protocol's evaluation seed: every checkpoint is evaluated on the same images' streams.
             if (parse.GetResult(policy.Seed) is not { Implicit: false }) sampling = sampling with { Seed = defaults.EvalSeed };
             int m = parse.GetValue(perPrompt) ?? defaults.EvalImagesPerPrompt;
             if (m < 1) throw new CliUsageException($"--images-per-prompt must be at least 1, got {m}");
-            async Task<EvalReport> Evaluate(Policies.INextScalePolicy target, string label)
+            async Task<IReadOnlyList<EvalReport>> Evaluate(Policies.INextScalePolicy target, string label)
             {
                 var progress = new ConsoleProgress(label, set.Count * m, "img");
                 int done = 0;
-                return await PolicyEvaluator.EvaluateAsync(target, model, set, sampling, m, resamples: defaults.BootstrapResamples,
+                return await PolicyEvaluator.EvaluateAsync(target, readers, set, sampling, m, resamples: defaults.BootstrapResamples,
                     progress: new Progress<int>(c => { progress.Advance(c - done); done = c; }), ct: ct);
             }
-            EvalReport report;
+            IReadOnlyList<EvalReport> reports;
             using (var p = policy.Load(context, parse))
-                report = await Evaluate(p, "eval");
-            IReadOnlyDictionary<string, Interval>? paired = null;
+                reports = await Evaluate(p, "eval");
+            var paired = new IReadOnlyDictionary<string, Interval>?[readers.Count];
             if (parse.GetValue(baseline) is { } other)
             {
                 var provider = context.ValidatedHost().GetPolicyProvider(parse.GetValue(policy.Policy) ?? defaults.Policy);
                 using var b = provider.Load(PolicyOptions.ResolveCheckpoint(other));
-                var baseReport = await Evaluate(b, "eval baseline");
-                paired = Bootstrap.PairedDifference(model, report.Set, baseReport.Set, defaults.BootstrapResamples, sampling.Seed);
+                var baseReports = await Evaluate(b, "eval baseline");
+                for (int r = 0; r < readers.Count; r++)
+                    paired[r] = Bootstrap.PairedDifference(readers[r], reports[r].Set, baseReports[r].Set, defaults.BootstrapResamples, sampling.Seed);
             }
+            var report = reports[0];
             if (parse.GetValue(outDir) is { } dir)
             {
                 for (int i = 0; i < report.Images.Count; i++) ImageFile.SavePng(report.Images[i], Path.Combine(dir, $"{i:D3}.png"));
                 int scale = Math.Max(1, 128 / report.Images.Max(i => i.Width));
                 ImageFile.SavePng(ImageGrid.Compose(report.Images.Take(64).ToList(), 8,
                     report.Images.Take(64).Select((_, i) => $"{set[report.Set.Prompts[i]].Prompt} | {Score(report.Results[i].Score)}").ToList(), scale), Path.Combine(dir, "grid.png"));
-                Imaging.AtomicFile.WriteAllText(Path.Combine(dir, "metrics.json"), JsonSerializer.Serialize(new
+                // metrics.json for the first reader, metrics.<reader>.json for each further one.
+                for (int r = 0; r < readers.Count; r++)
                 {
-                    prompts = file, reward = rewardName, images_per_prompt = m, eval_seed = sampling.Seed, metrics = report.Metrics,
-                    ci = report.Intervals.ToDictionary(kv => kv.Key, kv => new double?[] { Finite(kv.Value.Low), Finite(kv.Value.High) }),
-                    set = report.Set,
-                }, Formats.Json));
+                    Imaging.AtomicFile.WriteAllText(Path.Combine(dir, r == 0 ? "metrics.json" : $"metrics.{rewardNames[r]}.json"), JsonSerializer.Serialize(new
+                    {
+                        prompts = file, reward = rewardNames[r], images_per_prompt = m, eval_seed = sampling.Seed, metrics = reports[r].Metrics,
+                        ci = reports[r].Intervals.ToDictionary(kv => kv.Key, kv => new double?[] { Finite(kv.Value.Low), Finite(kv.Value.High) }),
+                        set = reports[r].Set,
+                    }, Formats.Json));
+                }
             }
             if (parse.GetValue(format) == "json")
             {
-                // Flat: each metric, its 95% CI as <metric>/ci_low and /ci_high, and with --baseline delta/<metric>[/ci_low|/ci_high].
+                // Flat: each metric, its 95% CI as <metric>/ci_low and /ci_high, and with --baseline delta/<metric>[/ci_low|/ci_high];
+                // with several readers every key starts with the reader's name (<reader>/<metric>).
                 var flat = new SortedDictionary<string, double?>(StringComparer.Ordinal);
-                foreach (var (k, v) in report.Metrics)
+                for (int r = 0; r < readers.Count; r++)
                 {
-                    flat[k] = Finite(v);
-                    if (report.Intervals.TryGetValue(k, out var ci)) { flat[k + "/ci_low"] = Finite(ci.Low); flat[k + "/ci_high"] = Finite(ci.High); }
-                }
-                foreach (var (k, d) in paired ?? new Dictionary<string, Interval>())
-                {
-                    flat["delta/" + k] = Finite(d.Estimate);
-                    flat["delta/" + k + "/ci_low"] = Finite(d.Low);
-                    flat["delta/" + k + "/ci_high"] = Finite(d.High);
+                    string prefix = readers.Count == 1 ? "" : rewardNames[r] + "/";
+                    foreach (var (k, v) in reports[r].Metrics)
+                    {
+                        flat[prefix + k] = Finite(v);
+                        if (reports[r].Intervals.TryGetValue(k, out var ci)) { flat[prefix + k + "/ci_low"] = Finite(ci.Low); flat[prefix + k + "/ci_high"] = Finite(ci.High); }
+                    }
+                    foreach (var (k, d) in paired[r] ?? new Dictionary<string, Interval>())
+                    {
+                        flat[prefix + "delta/" + k] = Finite(d.Estimate);
+                        flat[prefix + "delta/" + k + "/ci_low"] = Finite(d.Low);
+                        flat[prefix + "delta/" + k + "/ci_high"] = Finite(d.High);
+                    }
                 }
                 Console.Out.WriteLine(JsonSerializer.Serialize(flat, Formats.Json));
             }
             else
             {
-                var table = paired is null ? new Table().AddColumns("metric", "value", "95% CI") : new Table().AddColumns("metric", "value", "95% CI", Markup.Escape("minus baseline [95% CI, paired]"));
-                foreach (var (k, v) in report.Metrics)
+                for (int r = 0; r < readers.Count; r++)
                 {
-                    var cells = new List<string> { Markup.Escape(k), v.ToString("0.0000", CultureInfo.InvariantCulture), report.Intervals.TryGetValue(k, out var ci) ? Markup.Escape(Range(ci)) : "-" };
-                    if (paired is not null) cells.Add(paired.TryGetValue(k, out var d) ? Markup.Escape(d.ToString()) : "-");
-                    table.AddRow(cells.ToArray());
+                    if (readers.Count > 1) AnsiConsole.MarkupLine(Markup.Escape($"read by {rewardNames[r]}:"));
+                    var table = paired[r] is null ? new Table().AddColumns("metric", "value", "95% CI") : new Table().AddColumns("metric", "value", "95% CI", Markup.Escape("minus baseline [95% CI, paired]"));
+                    foreach (var (k, v) in reports[r].Metrics)
+                    {
+                        var cells = new List<string> { Markup.Escape(k), v.ToString("0.0000", CultureInfo.InvariantCulture), reports[r].Intervals.TryGetValue(k, out var ci) ? Markup.Escape(Range(ci)) : "-" };
+                        if (paired[r] is { } pr) cells.Add(pr.TryGetValue(k, out var d) ? Markup.Escape(d.ToString()) : "-");
+                        table.AddRow(cells.ToArray());
+                    }
+                    AnsiConsole.Write(table);
                 }
-                AnsiConsole.Write(table);
                 Console.Error.WriteLine($"nextflow-rl: {set.Count} prompts x {m} images, evaluation seed {sampling.Seed}; intervals: {defaults.BootstrapResamples} bootstrap resamples of the prompts");
             }
             return Cli.Ok;

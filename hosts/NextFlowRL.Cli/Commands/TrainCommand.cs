@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using NextFlowRL.Cluster;
 using NextFlowRL.Training;
+using NextFlowRL.Training.Evidence;
 using Spectre.Console;
 
 namespace NextFlowRL.Cli.Commands;
@@ -71,7 +72,11 @@ internal static class TrainCommand
     {
         var host = context.ValidatedHost();
         var provider = host.GetPolicyProvider(options.Policy);
-        foreach (var r in options.Rewards) host.GetReward(r.Name); // unknown names fail before any work
+        foreach (var r in options.Rewards.Select(r => r.Name).Concat(options.ActiveEvalReaders)) host.GetReward(r); // unknown names fail before any work
+        foreach (var (name, path) in options.ActiveEvalSets)
+        {
+            if (!File.Exists(path)) throw new CliUsageException($"Train:EvalSets:{name}: prompt file '{path}' not found (an empty value turns the set off: --set Train:EvalSets:{name}=)");
+        }
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("train");
         using var cluster = options.Cluster.Enabled ? await ConnectAsync(host, options, logger, ct) : null;
         ConsoleProgress? progress = null;
@@ -128,12 +133,24 @@ internal static class TrainCommand
     private static void PrintEval(TrainingSummary summary)
     {
         if (summary.Before is null || summary.After is null) return;
-        var table = new Table().AddColumns("held-out metric", "before", "after", Markup.Escape("change [95% CI, paired]"));
-        foreach (var key in summary.Before.Keys.Where(k => !k.StartsWith("bin/", StringComparison.Ordinal) && summary.After.ContainsKey(k)))
+        PrintTable("held-out metric", summary.Before, summary.After, summary.Delta, _ => true);
+        // The further sets and readers: their headline rows (whole set and facets, no per-bin rows).
+        foreach (var e in summary.Evaluations.Where(e => e.Before is not null && e.After is not null))
         {
-            double b = summary.Before[key], a = summary.After[key];
+            AnsiConsole.MarkupLine(Markup.Escape($"set '{e.Set}', read by {e.Reader}:"));
+            PrintTable("metric", e.Before!, e.After!, e.Delta, k => !k.StartsWith("mean_", StringComparison.Ordinal) && !k.Contains("/mean_", StringComparison.Ordinal));
+        }
+    }
+
+    private static void PrintTable(string title, IReadOnlyDictionary<string, double> before, IReadOnlyDictionary<string, double> after,
+        IReadOnlyDictionary<string, Interval>? delta, Func<string, bool> shown)
+    {
+        var table = new Table().AddColumns(title, "before", "after", Markup.Escape("change [95% CI, paired]"));
+        foreach (var key in before.Keys.Where(k => !k.StartsWith("bin/", StringComparison.Ordinal) && after.ContainsKey(k) && shown(k)))
+        {
+            double b = before[key], a = after[key];
             string change = (a - b).ToString("+0.0000;-0.0000;0", CultureInfo.InvariantCulture);
-            if (summary.Delta is not null && summary.Delta.TryGetValue(key, out var d) && double.IsFinite(d.Low))
+            if (delta is not null && delta.TryGetValue(key, out var d) && double.IsFinite(d.Low))
                 change += string.Create(CultureInfo.InvariantCulture, $" [{d.Low:+0.0000;-0.0000;0}, {d.High:+0.0000;-0.0000;0}]");
             table.AddRow(Markup.Escape(key), b.ToString("0.0000", CultureInfo.InvariantCulture), a.ToString("0.0000", CultureInfo.InvariantCulture), Markup.Escape(change));
         }

@@ -26,6 +26,7 @@ internal static class TrainingConfig
         options.EvalPrompts = Expand(options.EvalPrompts);
         options.ValidationPrompts = Expand(options.ValidationPrompts);
         options.Checkpoint = Expand(options.Checkpoint);
+        foreach (var name in options.EvalSets.Keys.ToList()) options.EvalSets[name] = Expand(options.EvalSets[name]) ?? "";
         return options;
     }
 

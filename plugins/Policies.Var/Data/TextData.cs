@@ -232,6 +232,109 @@ public static class TextDataset
         return EvaluationPrompts(words.Without(test.SelectMany(r => r.TargetWords)), perBin, seed);
     }
 
+    /// <summary>
+    /// Letters the synthetic words are made of. <c>J</c>, <c>Q</c> and <c>Y</c> never occur in them (the word grammar has
+    /// no such onset, vowel or coda), so the model has never drawn them; the out-of-distribution set leaves them out too,
+    /// so that it measures unfamiliar words, not untrained glyphs.
+    /// </summary>
+    public const string TrainedLetters = "ABCDEFGHIKLMNOPRSTUVWXZ";
+
+    /// <summary>Common English words of 3-6 trained letters (the out-of-distribution set's real words).</summary>
+    public static readonly string[] CommonWords =
+    [
+        "OPEN", "CLOSED", "EXIT", "STOP", "SALE", "FOOD", "HOTEL", "BANK", "TAXI", "PARK", "CAFE", "BOOK", "MUSIC", "HOUSE",
+        "WATER", "LIGHT", "NIGHT", "GREEN", "DREAM", "PIZZA", "HELLO", "WORLD", "SMILE", "PLANT", "RIVER", "STONE", "CLOUD",
+        "BREAD", "FRESH", "SUMMER", "WINTER", "GARDEN", "MARKET", "SCHOOL", "TRAIN", "PAPER", "LEMON", "TIGER", "EAGLE",
+        "HORSE", "MOUSE", "APPLE", "ORANGE", "BEACH", "OCEAN", "STORM", "FIRE", "SNOW", "MOON", "STAR", "GOLD", "SILVER",
+        "MILK", "CAKE", "SHOP", "HOME", "LOVE", "HOPE", "TIME", "ROAD", "PORT", "FARM", "WIND", "RAIN", "BLUE", "BIRD",
+        "FISH", "KING", "QUEEN", "CASTLE", "FOREST", "SUGAR", "SALT", "CHAIR", "TABLE", "CLOCK", "PHONE", "RADIO", "MOVIE",
+    ];
+
+    /// <summary>Two-letter English words of trained letters.</summary>
+    public static readonly string[] ShortWords = ["GO", "UP", "NO", "ON", "TO", "IN", "AT", "IF", "IS", "IT", "OF", "OR", "SO", "WE", "HE", "ME", "OK", "OX", "HI", "DO", "AN", "AS", "US", "BE"];
+
+    /// <summary>Two-word signs of common words (each word one text region).</summary>
+    public static readonly (string, string)[] TwoWordSigns =
+    [
+        ("NO", "EXIT"), ("OPEN", "NOW"), ("FREE", "FOOD"), ("HOT", "TEA"), ("GOOD", "LUCK"), ("BOOK", "SHOP"), ("FISH", "MARKET"),
+        ("BUS", "STOP"), ("MAIN", "STREET"), ("WET", "PAINT"), ("KEEP", "OUT"), ("LIVE", "MUSIC"), ("FRESH", "BREAD"), ("SLOW", "DOWN"),
+        ("TAXI", "RANK"), ("PARK", "HERE"), ("ICE", "CREAM"), ("FIRE", "EXIT"), ("HOME", "SWEET"), ("RIGHT", "TURN"), ("TOWN", "HALL"),
+        ("GIFT", "SHOP"), ("BEST", "PRICE"), ("SOLD", "OUT"), ("TRAIN", "TIMES"), ("SEA", "VIEW"), ("HOT", "SOUP"), ("CAR", "WASH"),
+    ];
+
+    /// <summary>One-word sentence templates that no training prompt uses.</summary>
+    public static readonly string[] UnseenOneWordTemplates =
+    [
+        "A coffee cup printed with '{0}'.",
+        "Graffiti on a brick wall spelling '{0}'.",
+        "A T-shirt with '{0}' across the front.",
+        "A road marking that reads '{0}'.",
+        "An old wooden door painted with '{0}'.",
+        "A chalkboard with '{0}' written on it.",
+        "A museum plaque showing '{0}'.",
+        "A delivery truck with '{0}' on its side.",
+    ];
+
+    /// <summary>
+    /// The out-of-distribution evaluation set: prompts of a kind the model was never trained on, <paramref name="perBin"/>
+    /// in each bin: <c>common-1region</c> (common English words), <c>short-1region</c> (two-letter words),
+    /// <c>rare-1region</c> (trained letters in combinations the word grammar never makes: vowel first, consonant runs),
+    /// <c>common-2region</c> (two-word signs) and <c>template-1region</c> (held-out pseudo-words in sentence templates no
+    /// training prompt uses). No word is in <paramref name="words"/>' training vocabulary; the bins other than
+    /// <c>template</c> use the training templates, so each bin changes one thing. For reporting only, never for tuning.
+    /// </summary>
+    public static IReadOnlyList<PromptRecord> OutOfDistributionPrompts(WordLists words, int perBin = 20, int seed = 20261203)
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        ArgumentOutOfRangeException.ThrowIfLessThan(perBin, 1);
+        var rng = new Random(seed);
+        var known = new HashSet<string>(words.Train.Concat(words.HeldOut), StringComparer.OrdinalIgnoreCase);
+        var common = CommonWords.Where(w => !known.Contains(w)).ToArray();
+        var shortWords = ShortWords.Where(w => !known.Contains(w)).ToArray();
+        var signs = TwoWordSigns.Where(s => !known.Contains(s.Item1) && !known.Contains(s.Item2)).ToArray();
+        var result = new List<PromptRecord>();
+        PromptRecord One(string template, string word, string bin) =>
+            new(string.Format(System.Globalization.CultureInfo.InvariantCulture, template, word), [word], bin);
+        string Pick(string[] from) => from[rng.Next(from.Length)];
+        for (int i = 0; i < perBin; i++) result.Add(One(Pick(OneWordTemplates), Pick(common), "common-1region"));
+        for (int i = 0; i < perBin; i++) result.Add(One(Pick(OneWordTemplates), Pick(shortWords), "short-1region"));
+        for (int i = 0; i < perBin; i++) result.Add(One(Pick(OneWordTemplates), RareWord(rng, known), "rare-1region"));
+        for (int i = 0; i < perBin; i++)
+        {
+            var (a, b) = signs[rng.Next(signs.Length)];
+            string prompt = string.Format(System.Globalization.CultureInfo.InvariantCulture, Pick(TwoWordTemplates), a, b);
+            result.Add(new PromptRecord(prompt, [a, b], "common-2region"));
+        }
+        for (int i = 0; i < perBin; i++) result.Add(One(Pick(UnseenOneWordTemplates), words.HeldOut[rng.Next(words.HeldOut.Count)], "template-1region"));
+        return result;
+    }
+
+    /// <summary>A 3-6 letter string of trained letters that the word grammar cannot make: a vowel first, or three consonants in a row.</summary>
+    private static string RareWord(Random rng, HashSet<string> known)
+    {
+        const string vowels = "AEIOU";
+        var consonants = TrainedLetters.Where(c => !vowels.Contains(c)).ToArray();
+        while (true)
+        {
+            int length = rng.Next(3, 7);
+            var sb = new StringBuilder();
+            if (rng.NextDouble() < 0.5)
+            {
+                // Vowel first, then alternating: ARKOT, ULEX.
+                for (int i = 0; i < length; i++) sb.Append(i % 2 == 0 ? vowels[rng.Next(vowels.Length)] : consonants[rng.Next(consonants.Length)]);
+            }
+            else
+            {
+                // A run of three consonants somewhere: TRKAS, AMBXO.
+                int run = rng.Next(0, length - 2);
+                for (int i = 0; i < length; i++)
+                    sb.Append(i >= run && i < run + 3 ? consonants[rng.Next(consonants.Length)] : vowels[rng.Next(vowels.Length)]);
+            }
+            var w = sb.ToString();
+            if (!known.Contains(w)) return w;
+        }
+    }
+
     /// <summary>Training prompts (training vocabulary only) for RL, deterministic by seed.</summary>
     public static IReadOnlyList<PromptRecord> TrainingPrompts(WordLists words, int count, int seed = 7)
     {
