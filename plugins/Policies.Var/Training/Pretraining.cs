@@ -96,7 +96,7 @@ public static class Pretrainer
         var tok = model.Tokenizer;
         tok.train();
         foreach (var p in model.Generator.parameters()) p.requires_grad = false;
-        using var opt = new AdamW(tok.named_parameters().Select(p => (p.name, p.parameter)), weightDecay: 0.0);
+        using var opt = new PretrainOptimizer(tok.named_parameters().Select(p => (p.name, p.parameter)), s => Lr(o, s), o.LearningRate, weightDecay: 0.0);
         LoadOptimizer(o.OutDir, opt, state);
         var usage = zeros(model.Config.Tokenizer.CodebookSize, dtype: ScalarType.Int64);
         var gen = new Generator((ulong)o.Seed);
@@ -111,7 +111,7 @@ public static class Pretrainer
             }
             var (rec, vq) = tok.ForwardTrain(x);
             var loss = F.mse_loss(rec, x) + vq;
-            ema = OptimizerStep(opt, loss, Lr(o, step), ema);
+            ema = OptimizerStep(opt, loss, ema);
             if (step % 10 == 0)
             {
                 var (samples, used) = tok.ResidualSamples(x);
@@ -227,7 +227,7 @@ public static class Pretrainer
         foreach (var p in model.Tokenizer.parameters()) p.requires_grad = false;
         var g = model.Generator;
         g.train();
-        using var opt = new AdamW(g.named_parameters().Select(p => (p.name, p.parameter)), weightDecay: 0.01);
+        using var opt = new PretrainOptimizer(g.named_parameters().Select(p => (p.name, p.parameter)), s => Lr(o, s), o.LearningRate, weightDecay: 0.01);
         LoadOptimizer(o.OutDir, opt, state);
         int scales = model.Config.Tokenizer.Scales.Length;
         return RunSteps(o, "generator", model, opt, state, log, (step, ema) =>
@@ -240,7 +240,7 @@ public static class Pretrainer
             var logits = NextScaleSampler.TeacherForcedLogits(new VarNetwork(model, CPU), cond, tokens, scales);
             var target = cat(tokens.Select(t => t.flatten(1)).ToArray(), 1);
             var loss = F.cross_entropy(logits.reshape(-1, logits.shape[^1]), target.flatten());
-            return OptimizerStep(opt, loss, Lr(o, step), ema);
+            return OptimizerStep(opt, loss, ema);
         }, ct).Loss;
     }
 
@@ -250,7 +250,7 @@ public static class Pretrainer
     /// every <c>CheckpointEvery</c> steps, at the end, on cancellation and when the time limit is reached.
     /// </summary>
     /// <returns>The completed step count and the final smoothed loss.</returns>
-    private static (int Step, double Loss) RunSteps(PretrainOptions o, string stage, VarModel model, AdamW opt, TrainerState? state,
+    private static (int Step, double Loss) RunSteps(PretrainOptions o, string stage, VarModel model, PretrainOptimizer opt, TrainerState? state,
         TextWriter log, Func<int, double, double> body, CancellationToken ct)
     {
         int step = state?.Step ?? 0;
@@ -270,13 +270,10 @@ public static class Pretrainer
         return (step, ema);
     }
 
-    /// <summary>Backward, gradient-norm clip at 1, one AdamW step; returns the loss's exponential moving average (0.95).</summary>
-    private static double OptimizerStep(AdamW opt, Tensor loss, double lr, double ema)
+    /// <summary>Backward, gradient-norm clip at 1, one AdamW step at the schedule's rate; returns the loss's exponential moving average (0.95).</summary>
+    private static double OptimizerStep(PretrainOptimizer opt, Tensor loss, double ema)
     {
-        opt.ZeroGrad();
-        loss.backward();
-        opt.ClipGradNorm(1.0);
-        opt.Step(lr);
+        opt.Step(loss, maxNorm: 1.0);
         double l = loss.item<float>();
         return double.IsNaN(ema) ? l : 0.95 * ema + 0.05 * l;
     }
@@ -300,15 +297,19 @@ public static class Pretrainer
         return (new VarModel(config), null);
     }
 
-    private static void LoadOptimizer(string dir, AdamW opt, TrainerState? state)
+    private static void LoadOptimizer(string dir, PretrainOptimizer opt, TrainerState? state)
     {
-        if (state is null) return;
+        if (state is null)
+        {
+            opt.StartAt(0);
+            return;
+        }
         var tensors = StateDictFile.Read(Path.Combine(dir, OptimFile));
         try { opt.Load(tensors, state.Step, Path.Combine(dir, OptimFile)); }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
 
-    private static void Checkpoint(string dir, VarModel model, AdamW opt, TrainerState state)
+    private static void Checkpoint(string dir, VarModel model, PretrainOptimizer opt, TrainerState state)
     {
         Directory.CreateDirectory(dir);
         StateDictFile.WriteSafetensors(Path.Combine(dir, OptimFile), opt.State());
