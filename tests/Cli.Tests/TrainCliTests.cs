@@ -220,6 +220,25 @@ public sealed class TrainCliTests : IDisposable
     }
 
     [Fact]
+    public async Task ProgressIsSpectresLiveDisplayOnATerminalAndPlainLinesWhenRedirected()
+    {
+        string[] args = ["eval", "--policy", "tiny", "--prompts", _prompts, "--reward", "brightness", "--images-per-prompt", "4", "--plugins-dir", _plugins];
+        // Redirected (this process reads its output): plain lines, no control codes.
+        var plain = await CliRunner.RunAsync(args);
+        Assert.True(plain.ExitCode == 0, plain.ToString());
+        Assert.Contains("eval [########################] 16/16", plain.Stderr);
+        Assert.False(plain.Stderr.Contains('\u001b', StringComparison.Ordinal), plain.Stderr.Replace("\u001b", "<ESC>", StringComparison.Ordinal));
+        // On a terminal (script(1) gives the process a pseudo-terminal): Spectre's bar, percentage and remaining time.
+        var command = string.Join(' ', ((string[])["dotnet", "exec", Repo.CliDll, .. args]).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+        var terminal = await ProcessRunner.RunAsync("script", ["-qec", command, "/dev/null"], TimeSpan.FromMinutes(2), environment: new Dictionary<string, string> { ["TERM"] = "xterm-256color", ["COLUMNS"] = "160" });
+        Assert.True(terminal.ExitCode == 0, terminal.ToString());
+        Assert.Contains("100%", terminal.Stdout);
+        Assert.Contains("\u2501", terminal.Stdout); // the bar's heavy horizontal line
+        Assert.DoesNotContain("eval [####", terminal.Stdout);
+        Assert.Contains("mean_score", terminal.Stdout); // the results follow the display
+    }
+
+    [Fact]
     public async Task EvalWithSeveralReadersScoresTheSameImagesOnce()
     {
         var result = await CliRunner.RunAsync("eval", "--policy", "tiny", "--prompts", _prompts, "--reward", "brightness", "--reward", "contrast",

@@ -34,7 +34,7 @@ internal static class BenchClusterCommand
             var provider = host.GetPolicyProvider(options.Policy);
             var rewards = options.Rewards.Select(r => (r, host.GetReward(r.Name))).ToList();
             int shards = NextFlowRL.Training.Rollouts.RolloutShard.Layout(options.PromptsPerStep, options.Cluster.ShardPrompts).Count;
-            var progress = new ConsoleProgress("bench cluster", n * (counts.Count + 1), "steps");
+            using var progress = new ConsoleProgress("bench cluster", n * (counts.Count + 1), "steps");
             var rows = await ClusterBenchmark.RunAsync(new ClusterBenchmark.Request
             {
                 Options = options,

@@ -25,7 +25,7 @@ internal static class BenchTrainCommand
             var rewards = options.Rewards.Select(r => (r, host.GetReward(r.Name))).ToList();
             using var policy = host.GetPolicyProvider(options.Policy).Load(options.Checkpoint);
             var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("bench");
-            var progress = new ConsoleProgress("bench train", n, "steps");
+            using var progress = new ConsoleProgress("bench train", n, "steps");
             var report = await TrainBenchmark.RunAsync(options, policy, rewards, n, logger, (_, _) => progress.Advance(), ct);
             string F(double v, string format = "0.000") => v.ToString(format, CultureInfo.InvariantCulture);
             Console.Out.WriteLine($"policy            {policy.Info.Model} ({policy.Info.Parameters:N0} parameters), {options.PromptsPerStep} prompts x G={options.GroupSize}, schedule {options.Vmr.Schedule}");

@@ -47,7 +47,7 @@ internal static class EvalCommand
             if (m < 1) throw new CliUsageException($"--images-per-prompt must be at least 1, got {m}");
             async Task<IReadOnlyList<EvalReport>> Evaluate(Policies.INextScalePolicy target, string label)
             {
-                var progress = new ConsoleProgress(label, set.Count * m, "img");
+                using var progress = new ConsoleProgress(label, set.Count * m, "img");
                 int done = 0;
                 return await PolicyEvaluator.EvaluateAsync(target, readers, set, sampling, m, resamples: defaults.BootstrapResamples,
                     progress: new Progress<int>(c => { progress.Advance(c - done); done = c; }), ct: ct);

@@ -33,7 +33,7 @@ internal static class SampleCommand
             using var model = policy.Load(context, parse);
             var all = prompts.SelectMany(p => Enumerable.Repeat(p, n)).ToList();
             var images = new List<RgbImage>();
-            var progress = new ConsoleProgress("sample", all.Count, "img");
+            using var progress = new ConsoleProgress("sample", all.Count, "img");
             for (int start = 0; start < all.Count; start += batchSize)
             {
                 ct.ThrowIfCancellationRequested();

@@ -119,7 +119,7 @@ internal static class ScoreCommand
                 results[i] = RewardResult.Failed(e.Message);
             }
         }
-        var progress = new ConsoleProgress($"score {model.Name}", samples.Count, "img");
+        using var progress = samples.Count > batchSize ? new ConsoleProgress($"score {model.Name}", samples.Count, "img") : null;
         foreach (var chunk in samples.Chunk(batchSize))
         {
             ct.ThrowIfCancellationRequested();
@@ -133,7 +133,7 @@ internal static class ScoreCommand
                     ? RewardResult.Failed($"reward '{model.Name}' returned a non-finite score ({r.Score}) for '{inputs[chunk[j].Index].Image}'")
                     : r.Error is null ? r : r with { Error = $"{inputs[chunk[j].Index].Image}: {r.Error}" };
             }
-            if (samples.Count > batchSize) progress.Advance(chunk.Length);
+            progress?.Advance(chunk.Length);
         }
         return inputs.Select((input, i) =>
         {

@@ -98,7 +98,15 @@ internal static class TrainCommand
             },
         };
         Console.Error.WriteLine($"nextflow-rl: run directory {Path.GetFullPath(dir)}");
-        var summary = await TrainingRun.RunAsync(request, ct);
+        TrainingSummary summary;
+        try
+        {
+            summary = await TrainingRun.RunAsync(request, ct);
+        }
+        finally
+        {
+            progress?.Dispose(); // a run stopped early ends the live display before the last lines
+        }
         if (summary.Cancelled)
         {
             Console.Error.WriteLine($"nextflow-rl: stopped after step {summary.CompletedSteps}; checkpoint written. Continue with: nextflow-rl train --resume {dir}");
