@@ -261,6 +261,25 @@ public sealed class PretrainingTests
     }
 
     [Fact]
+    public void PluginCommandsParseWithSystemCommandLineListingEveryProblem()
+    {
+        var tokenizer = new PretrainTokenizerCommand().CreateCommand();
+        var bad = tokenizer.Parse(["--steps", "0", "--arch", "vit", "--scales", "1,x", "--batch", "y"]);
+        var messages = string.Join(" | ", bad.Errors.Select(e => e.Message));
+        Assert.Contains("--out", messages); // required
+        Assert.Contains("--steps must be an integer in [1, 2147483647], got 0", messages);
+        Assert.Contains("vit", messages);
+        Assert.Contains("--scales must look like 1,2,4,8,16", messages);
+        Assert.Contains("'y'", messages);
+        var good = tokenizer.Parse(["--out", "d", "--scales", "1,2x4"]);
+        Assert.Empty(good.Errors);
+        Assert.Equal([[1, 1], [2, 4]], good.GetValue<int[][]?>("--scales"));
+        Assert.Equal(2000, good.GetValue<int>("--steps")); // defaults live in the option
+        var prompts = new PromptsCommand().CreateCommand().Parse(["--out", "d", "--ood-per-bin", "0"]);
+        Assert.Contains(prompts.Errors, e => e.Message.Contains("--ood-per-bin", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task ReferenceImagesComeWithAManifestOfTheirPromptsAndBins()
     {
         var records = TextDataset.EvaluationPrompts(WordLists.Default, 1);

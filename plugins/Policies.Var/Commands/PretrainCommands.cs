@@ -1,116 +1,154 @@
+using System.CommandLine;
+using System.Globalization;
 using NextFlowRL.Plugins;
 using NextFlowRL.Policies.Var.Model;
 using NextFlowRL.Policies.Var.Training;
 
 namespace NextFlowRL.Policies.Var.Commands;
 
-/// <summary>Shared parsing of the pretraining commands.</summary>
-internal static class PretrainArgs
+/// <summary>The options both pretraining stages share, declared once (System.CommandLine through <see cref="CommandLineCommand"/>).</summary>
+public abstract class PretrainCommandBase : CommandLineCommand
 {
-    public static readonly string[] Common = ["out", "steps", "batch", "lr", "warmup", "seed", "checkpoint-every", "log-every", "threads", "max-minutes"];
+    private protected readonly Option<string> Out = new("--out") { Description = "Output directory (a run resumes when it holds one).", Required = true };
+    private protected readonly Option<int> Steps = Integer("--steps", "Total optimizer steps.", 2000, 1);
+    private protected readonly Option<int> Batch = Integer("--batch", "Images per step.", 32, 1, 4096);
+    private protected readonly Option<double> Lr = Number("--lr", "Peak learning rate (linear warmup, cosine decay to 10%).", 2e-3, 1e-7, 1);
+    private protected readonly Option<int> Warmup = Integer("--warmup", "Warmup steps.", 100, 1);
+    private protected readonly Option<int> Seed = Integer("--seed", "Data and initialization seed.", 1);
+    private protected readonly Option<int> CheckpointEvery = Integer("--checkpoint-every", "Checkpoint interval in steps (and at the end).", 200, 1);
+    private protected readonly Option<int> LogEvery = Integer("--log-every", "Progress line interval in steps.", 20, 1);
+    private protected readonly Option<int> Threads = Integer("--threads", "Torch intra-op threads (0 = leave as is).", 2, 0, 256);
+    private protected readonly Option<double> MaxMinutes = Number("--max-minutes", "Stop after this many minutes, checkpointing first (0 = no limit).", 0, 0);
+    private protected readonly Option<string> Name = new("--name") { Description = "Model name written into config.json.", DefaultValueFactory = _ => "tiny-text" };
 
-    public static PretrainOptions Options(Args a, VarModelConfig config, string? tokenizer = null) => new()
+    /// <summary>A command with the shared options and <paramref name="extra"/>.</summary>
+    private protected Command Create(string description, IEnumerable<Option> extra, Func<ParseResult, CancellationToken, int> body)
     {
-        OutDir = a.String("out") ?? throw new ArgumentException("--out DIR is required"),
-        Steps = a.Int("steps", 2000, 1),
-        Batch = a.Int("batch", 32, 1, 4096),
-        LearningRate = a.Double("lr", 2e-3, 1e-7, 1),
-        Warmup = a.Int("warmup", 100, 1),
-        Seed = a.Int("seed", 1),
-        CheckpointEvery = a.Int("checkpoint-every", 200, 1),
-        LogEvery = a.Int("log-every", 20, 1),
-        Threads = a.Int("threads", 2, 0, 256),
-        MaxSeconds = a.Double("max-minutes", 0, 0) * 60,
+        var command = new Command(Path[^1], description);
+        foreach (var option in new Option[] { Out, Steps, Batch, Lr, Warmup, Seed, CheckpointEvery, LogEvery, Threads, MaxMinutes, Name }.Concat(extra))
+            command.Options.Add(option);
+        command.SetAction((parse, ct) => Task.FromResult(body(parse, ct)));
+        return command;
+    }
+
+    private protected PretrainOptions Options(ParseResult a, VarModelConfig config, string? tokenizer = null) => new()
+    {
+        OutDir = a.GetValue(Out)!,
+        Steps = a.GetValue(Steps),
+        Batch = a.GetValue(Batch),
+        LearningRate = a.GetValue(Lr),
+        Warmup = a.GetValue(Warmup),
+        Seed = a.GetValue(Seed),
+        CheckpointEvery = a.GetValue(CheckpointEvery),
+        LogEvery = a.GetValue(LogEvery),
+        Threads = a.GetValue(Threads),
+        MaxSeconds = a.GetValue(MaxMinutes) * 60,
         Config = config,
         TokenizerCheckpoint = tokenizer,
     };
 
-    public static async Task<int> Run(string usage, IReadOnlyList<string> args, string[] extra, Func<Args, int> body)
+    /// <summary>Comma-separated side lengths (<c>1,2,4,8,16</c>) or <c>HxW</c> items (<c>1x2,2x4</c>).</summary>
+    private protected static Option<int[][]?> ScalesOption(string name, string description) => new(name)
     {
-        Args a;
-        try { a = Args.Parse(args, Common.Concat(extra).ToArray()); }
-        catch (ArgumentException e)
+        Description = description,
+        CustomParser = result =>
         {
-            await Console.Error.WriteLineAsync($"error: {e.Message}. Usage: {usage}");
-            return 2;
-        }
-        if (a.Help)
-        {
-            Console.WriteLine(usage);
-            return 0;
-        }
-        try { return body(a); }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException)
-        {
-            await Console.Error.WriteLineAsync($"error: {e.Message}");
-            return 2;
-        }
-    }
+            var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+            try
+            {
+                return text.Split(',').Select(p =>
+                {
+                    var hw = p.Split('x');
+                    return hw.Length switch
+                    {
+                        1 => [int.Parse(hw[0], CultureInfo.InvariantCulture), int.Parse(hw[0], CultureInfo.InvariantCulture)],
+                        2 => new[] { int.Parse(hw[0], CultureInfo.InvariantCulture), int.Parse(hw[1], CultureInfo.InvariantCulture) },
+                        _ => throw new FormatException(),
+                    };
+                }).ToArray();
+            }
+            catch (FormatException)
+            {
+                result.AddError($"{name} must look like 1,2,4,8,16 or 1x2,2x4, got '{text}'");
+                return null;
+            }
+        },
+    };
 }
 
 /// <summary><c>nextflow-rl pretrain tokenizer</c>: trains the multi-scale VQ-VAE on synthetic text renders.</summary>
-public sealed class PretrainTokenizerCommand : INextFlowRLCommand
+public sealed class PretrainTokenizerCommand : PretrainCommandBase
 {
-    private const string Usage = "nextflow-rl pretrain tokenizer --out DIR [--steps N] [--batch N] [--lr X] [--seed S] [--arch linear|patch|conv] [--scales 1,2,3,4,6,8,12,16] " +
-        "[--codebook V] [--channels C] [--latent-channels Z] [--downsamples D] [--threads T] [--max-minutes M] [--checkpoint-every N] (resumes when DIR holds a run)";
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> Path { get; } = ["pretrain", "tokenizer"];
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Path { get; } = ["pretrain", "tokenizer"];
+    public override string Description => "Pretrain the VAR policy's multi-scale VQ-VAE tokenizer (resumable).";
 
     /// <inheritdoc/>
-    public string Description => "Pretrain the VAR policy's multi-scale VQ-VAE tokenizer (resumable).";
-
-    /// <inheritdoc/>
-    public Task<int> InvokeAsync(IReadOnlyList<string> args, CancellationToken cancellationToken) =>
-        PretrainArgs.Run(Usage, args, ["arch", "scales", "codebook", "channels", "latent-channels", "downsamples", "name"], a =>
+    public override Command CreateCommand()
+    {
+        var d = new TokenizerConfig();
+        var arch = new Option<string>("--arch") { Description = "Tokenizer architecture.", DefaultValueFactory = _ => d.Architecture };
+        arch.AcceptOnlyFromAmong("linear", "patch", "conv");
+        var scales = ScalesOption("--scales", "Token-grid side per scale, e.g. 1,2,3,4,6,8,12,16.");
+        var codebook = Integer("--codebook", "Codebook size.", d.CodebookSize, 2, 65536);
+        var channels = Integer("--channels", "Encoder width.", d.Channels, 1, 1024);
+        var latent = Integer("--latent-channels", "Latent channels.", d.LatentChannels, 1, 1024);
+        var downsamples = Integer("--downsamples", "Downsampling steps (image side / token-grid side = 2^D).", d.Downsamples, 0, 6);
+        return Create(Description, [arch, scales, codebook, channels, latent, downsamples], (a, ct) =>
         {
-            var d = new TokenizerConfig();
             var tc = new TokenizerConfig
             {
-                Architecture = a.String("arch") ?? d.Architecture,
-                Scales = a.Scales("scales") ?? d.Scales,
-                CodebookSize = a.Int("codebook", d.CodebookSize, 2, 65536),
-                Channels = a.Int("channels", d.Channels, 1, 1024),
-                LatentChannels = a.Int("latent-channels", d.LatentChannels, 1, 1024),
-                Downsamples = a.Int("downsamples", d.Downsamples, 0, 6),
+                Architecture = a.GetValue(arch)!,
+                Scales = a.GetValue(scales) ?? d.Scales,
+                CodebookSize = a.GetValue(codebook),
+                Channels = a.GetValue(channels),
+                LatentChannels = a.GetValue(latent),
+                Downsamples = a.GetValue(downsamples),
             };
             tc.Validate();
-            var o = PretrainArgs.Options(a, new VarModelConfig { Name = a.String("name") ?? "tiny-text", Tokenizer = tc });
-            Pretrainer.TrainTokenizer(o, Console.Out, cancellationToken);
+            Pretrainer.TrainTokenizer(Options(a, new VarModelConfig { Name = a.GetValue(Name)!, Tokenizer = tc }), Console.Out, ct);
             return 0;
         });
+    }
 }
 
 /// <summary><c>nextflow-rl pretrain generator</c>: trains the next-scale transformer on a frozen tokenizer.</summary>
-public sealed class PretrainGeneratorCommand : INextFlowRLCommand
+public sealed class PretrainGeneratorCommand : PretrainCommandBase
 {
-    private const string Usage = "nextflow-rl pretrain generator --out DIR (--tokenizer TOKDIR [--dim D] [--depth L] [--heads H] | --init MODELDIR) [--steps N] [--batch N] [--lr X] " +
-        "[--seed S] [--cond-dropout P] [--threads T] [--max-minutes M] [--checkpoint-every N] (resumes when DIR holds a run; --init starts from a model's weights with a new optimizer)";
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> Path { get; } = ["pretrain", "generator"];
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Path { get; } = ["pretrain", "generator"];
+    public override string Description => "Pretrain the VAR policy's next-scale transformer on a frozen tokenizer (resumable; --init starts from a model's weights with a new optimizer).";
 
     /// <inheritdoc/>
-    public string Description => "Pretrain the VAR policy's next-scale transformer on a frozen tokenizer (resumable).";
-
-    /// <inheritdoc/>
-    public Task<int> InvokeAsync(IReadOnlyList<string> args, CancellationToken cancellationToken) =>
-        PretrainArgs.Run(Usage, args, ["tokenizer", "init", "dim", "depth", "heads", "cond-dropout", "name"], a =>
+    public override Command CreateCommand()
+    {
+        var d = new GeneratorConfig();
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer checkpoint directory (from pretrain tokenizer), for a fresh run." };
+        var init = new Option<string?>("--init") { Description = "Start a fresh run from this model's weights (tokenizer and architecture from it)." };
+        var dim = Integer("--dim", "Transformer width.", d.Dim, 8, 4096);
+        var depth = Integer("--depth", "Transformer blocks.", d.Depth, 1, 64);
+        var heads = Integer("--heads", "Attention heads.", d.Heads, 1, 64);
+        var dropout = Number("--cond-dropout", "Probability of dropping the condition (for classifier-free guidance).", d.CondDropout, 0, 0.99);
+        return Create(Description, [tokenizer, init, dim, depth, heads, dropout], (a, ct) =>
         {
-            var tokDir = a.String("tokenizer");
-            var initDir = a.String("init");
-            var outDir = a.String("out") ?? throw new ArgumentException("--out DIR is required");
+            var tokDir = a.GetValue(tokenizer);
+            var initDir = a.GetValue(init);
+            var outDir = a.GetValue(Out)!;
             bool resume = File.Exists(System.IO.Path.Combine(outDir, "trainer_state.json"));
+            bool Given(Option option) => a.GetResult(option) is { Implicit: false };
             if (initDir is not null)
             {
-                if (tokDir is not null || a.String("dim") is not null || a.String("depth") is not null || a.String("heads") is not null)
+                if (tokDir is not null || Given(dim) || Given(depth) || Given(heads))
                     throw new ArgumentException("--init takes the tokenizer and the architecture from MODELDIR: drop --tokenizer, --dim, --depth and --heads");
                 var initPath = System.IO.Path.Combine(initDir, VarModel.ConfigFile);
                 if (!File.Exists(initPath)) throw new InvalidDataException($"{initPath}: model config not found.");
-                var init = VarModelConfig.FromJson(File.ReadAllText(initPath), initPath);
-                var config = init with { Generator = init.Generator with { CondDropout = a.Double("cond-dropout", init.Generator.CondDropout, 0, 0.99) } };
-                var io = PretrainArgs.Options(a, config) with { InitCheckpoint = initDir };
-                Pretrainer.TrainGenerator(io, Console.Out, cancellationToken);
+                var loaded = VarModelConfig.FromJson(File.ReadAllText(initPath), initPath);
+                var config = loaded with { Generator = loaded.Generator with { CondDropout = Given(dropout) ? a.GetValue(dropout) : loaded.Generator.CondDropout } };
+                Pretrainer.TrainGenerator(Options(a, config) with { InitCheckpoint = initDir }, Console.Out, ct);
                 return 0;
             }
             if (tokDir is null && !resume) throw new ArgumentException("--tokenizer TOKDIR (or --init MODELDIR) is required for a fresh run");
@@ -121,17 +159,10 @@ public sealed class PretrainGeneratorCommand : INextFlowRLCommand
                 if (!File.Exists(cfgPath)) throw new InvalidDataException($"{cfgPath}: tokenizer checkpoint config not found.");
                 tc = VarModelConfig.FromJson(File.ReadAllText(cfgPath), cfgPath).Tokenizer;
             }
-            var d = new GeneratorConfig();
-            var gc = new GeneratorConfig
-            {
-                Dim = a.Int("dim", d.Dim, 8, 4096),
-                Depth = a.Int("depth", d.Depth, 1, 64),
-                Heads = a.Int("heads", d.Heads, 1, 64),
-                CondDropout = a.Double("cond-dropout", d.CondDropout, 0, 0.99),
-            };
+            var gc = new GeneratorConfig { Dim = a.GetValue(dim), Depth = a.GetValue(depth), Heads = a.GetValue(heads), CondDropout = a.GetValue(dropout) };
             gc.Validate();
-            var o = PretrainArgs.Options(a, new VarModelConfig { Name = a.String("name") ?? "tiny-text", Tokenizer = tc, Generator = gc }, tokDir);
-            Pretrainer.TrainGenerator(o, Console.Out, cancellationToken);
+            Pretrainer.TrainGenerator(Options(a, new VarModelConfig { Name = a.GetValue(Name)!, Tokenizer = tc, Generator = gc }, tokDir), Console.Out, ct);
             return 0;
         });
+    }
 }

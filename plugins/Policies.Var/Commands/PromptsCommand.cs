@@ -1,3 +1,4 @@
+using System.CommandLine;
 using NextFlowRL.Plugins;
 using NextFlowRL.Policies.Var.Data;
 
@@ -9,34 +10,42 @@ namespace NextFlowRL.Policies.Var.Commands;
 /// prompts (<c>ood_prompts.jsonl</c>, <see cref="TextDataset.OutOfDistributionPrompts"/>) and RL training prompts
 /// (<c>train_prompts.jsonl</c>, training vocabulary only).
 /// </summary>
-public sealed class PromptsCommand : INextFlowRLCommand
+public sealed class PromptsCommand : CommandLineCommand
 {
-    private const string Usage = "nextflow-rl data var-prompts --out DIR [--per-bin N] [--ood-per-bin N] [--train N] [--seed S]";
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> Path { get; } = ["data", "var-prompts"];
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Path { get; } = ["data", "var-prompts"];
+    public override string Description => "Write the VAR text-rendering evaluation, validation, out-of-distribution and training prompt files (JSONL).";
 
     /// <inheritdoc/>
-    public string Description => "Write the VAR text-rendering evaluation and training prompt files (JSONL).";
-
-    /// <inheritdoc/>
-    public Task<int> InvokeAsync(IReadOnlyList<string> args, CancellationToken cancellationToken) =>
-        PretrainArgs.Run(Usage, args, ["per-bin", "ood-per-bin", "train"], a =>
+    public override Command CreateCommand()
+    {
+        var outDir = new Option<string>("--out") { Description = "Directory to write the prompt files to.", Required = true };
+        var perBin = Integer("--per-bin", "Evaluation (and validation) prompts per bin.", 25, 1, 100000);
+        var oodPerBin = Integer("--ood-per-bin", "Out-of-distribution prompts per bin.", 20, 1, 100000);
+        var trainCount = Integer("--train", "Training prompts.", 2000, 1, 10000000);
+        var seed = Integer("--seed", "Base seed (evaluation; training +1, validation +101, out-of-distribution +1102).", 20260101);
+        var command = new Command(Path[^1], Description) { outDir, perBin, oodPerBin, trainCount, seed };
+        command.SetAction(parse =>
         {
-            var outDir = a.String("out") ?? throw new ArgumentException("--out DIR is required");
-            Directory.CreateDirectory(outDir);
-            var eval = TextDataset.EvaluationPrompts(WordLists.Default, a.Int("per-bin", 25, 1, 100000), a.Int("seed", 20260101));
-            var train = TextDataset.TrainingPrompts(WordLists.Default, a.Int("train", 2000, 1, 10000000), a.Int("seed", 20260101) + 1);
-            var validation = TextDataset.ValidationPrompts(WordLists.Default, eval, a.Int("per-bin", 25, 1, 100000), a.Int("seed", 20260101) + 101);
-            TextDataset.WriteJsonl(System.IO.Path.Combine(outDir, "eval_prompts.jsonl"), eval);
-            TextDataset.WriteJsonl(System.IO.Path.Combine(outDir, "train_prompts.jsonl"), train);
-            TextDataset.WriteJsonl(System.IO.Path.Combine(outDir, "validation_prompts.jsonl"), validation);
-            var ood = TextDataset.OutOfDistributionPrompts(WordLists.Default, a.Int("ood-per-bin", 20, 1, 100000), a.Int("seed", 20260101) + 1102);
-            TextDataset.WriteJsonl(System.IO.Path.Combine(outDir, "ood_prompts.jsonl"), ood);
+            var dir = parse.GetValue(outDir)!;
+            int s = parse.GetValue(seed);
+            Directory.CreateDirectory(dir);
+            var eval = TextDataset.EvaluationPrompts(WordLists.Default, parse.GetValue(perBin), s);
+            var train = TextDataset.TrainingPrompts(WordLists.Default, parse.GetValue(trainCount), s + 1);
+            var validation = TextDataset.ValidationPrompts(WordLists.Default, eval, parse.GetValue(perBin), s + 101);
+            var ood = TextDataset.OutOfDistributionPrompts(WordLists.Default, parse.GetValue(oodPerBin), s + 1102);
+            TextDataset.WriteJsonl(System.IO.Path.Combine(dir, "eval_prompts.jsonl"), eval);
+            TextDataset.WriteJsonl(System.IO.Path.Combine(dir, "train_prompts.jsonl"), train);
+            TextDataset.WriteJsonl(System.IO.Path.Combine(dir, "validation_prompts.jsonl"), validation);
+            TextDataset.WriteJsonl(System.IO.Path.Combine(dir, "ood_prompts.jsonl"), ood);
             Console.WriteLine($"wrote {eval.Count} evaluation prompts ({Bins(eval)}), {validation.Count} validation prompts (no word of the evaluation set), " +
-                              $"{ood.Count} out-of-distribution prompts ({Bins(ood)}) and {train.Count} training prompts to {outDir}");
+                              $"{ood.Count} out-of-distribution prompts ({Bins(ood)}) and {train.Count} training prompts to {dir}");
             return 0;
         });
+        return command;
+    }
 
     private static string Bins(IEnumerable<PromptRecord> records) => string.Join(", ", records.GroupBy(r => r.Bin).Select(g => $"{g.Key}: {g.Count()}"));
 }

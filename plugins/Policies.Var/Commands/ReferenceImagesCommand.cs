@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using NextFlowRL.Imaging;
@@ -15,45 +16,50 @@ namespace NextFlowRL.Policies.Var.Commands;
 /// any generator on it) — as PNGs with a <c>manifest.jsonl</c> that <c>nextflow-rl score --manifest ... --summary</c>
 /// scores with any reward, per bin, exactly like <c>nextflow-rl eval</c> scores a policy's samples.
 /// </summary>
-public sealed class ReferenceImagesCommand : INextFlowRLCommand
+public sealed class ReferenceImagesCommand : CommandLineCommand
 {
-    private const string Usage = "nextflow-rl data var-images --out DIR [--source truth|reconstruction] [--checkpoint DIR] [--prompts FILE.jsonl] " +
-        "[--limit N] [--seed S] [--batch N] [--threads T] (default prompts: the model's eval_prompts.jsonl; writes DIR/000.png..., grid.png, manifest.jsonl)";
-
     /// <summary>The manifest's file name.</summary>
     public const string ManifestFile = "manifest.jsonl";
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Path { get; } = ["data", "var-images"];
+    public override IReadOnlyList<string> Path { get; } = ["data", "var-images"];
 
     /// <inheritdoc/>
-    public string Description => "Write clean renders or tokenizer reconstructions of evaluation prompts, with a manifest for 'score'.";
+    public override string Description => "Write clean renders or tokenizer reconstructions of evaluation prompts, with a manifest for 'score'.";
 
     /// <inheritdoc/>
-    public Task<int> InvokeAsync(IReadOnlyList<string> args, CancellationToken cancellationToken) =>
-        PretrainArgs.Run(Usage, args, ["checkpoint", "prompts", "source", "limit"], a =>
+    public override Command CreateCommand()
+    {
+        var outDir = new Option<string>("--out") { Description = "Directory for 000.png..., grid.png and manifest.jsonl.", Required = true };
+        var source = new Option<string>("--source") { Description = "truth: clean renders; reconstruction: the renders through the model's tokenizer.", DefaultValueFactory = _ => "truth" };
+        source.AcceptOnlyFromAmong("truth", "reconstruction");
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Model directory (default: the shipped model)." };
+        var prompts = new Option<string?>("--prompts") { Description = "Prompt file (default: the model's eval_prompts.jsonl)." };
+        var limit = Integer("--limit", "Use only the first N prompts (0 = all).", 0, 0);
+        var seed = Integer("--seed", "Style seed of the renders.", 7);
+        var batch = Integer("--batch", "Images per tokenizer call.", 25, 1, 4096);
+        var threads = Integer("--threads", "Torch intra-op threads (0 = leave as is).", 2, 0, 256);
+        var command = new Command(Path[^1], Description) { outDir, source, checkpoint, prompts, limit, seed, batch, threads };
+        command.SetAction((parse, ct) =>
         {
-            var outDir = a.String("out") ?? throw new ArgumentException("--out DIR is required");
-            var checkpoint = a.String("checkpoint") ?? VarPolicyProvider.DefaultModelDirectory;
-            var promptsPath = a.String("prompts") ?? System.IO.Path.Combine(checkpoint, "eval_prompts.jsonl");
+            var dir = parse.GetValue(outDir)!;
+            var model = parse.GetValue(checkpoint) ?? VarPolicyProvider.DefaultModelDirectory;
+            var promptsPath = parse.GetValue(prompts) ?? System.IO.Path.Combine(model, "eval_prompts.jsonl");
             if (!File.Exists(promptsPath)) throw new ArgumentException($"prompt file {promptsPath} not found");
             var records = TextDataset.ReadJsonl(promptsPath);
-            int limit = a.Int("limit", 0, 0);
-            if (limit > 0) records = records.Take(limit).ToList();
-            var source = a.String("source", "truth");
-            if (source is not ("truth" or "reconstruction")) throw new ArgumentException($"--source must be truth or reconstruction, got '{source}'");
-            int threads = a.Int("threads", 2, 0, 256);
-            if (threads > 0) set_num_threads(threads);
-            int seed = a.Int("seed", 7);
-            int batch = a.Int("batch", 25, 1, 4096);
+            if (parse.GetValue(limit) is > 0 and var n) records = records.Take(n).ToList();
+            if (parse.GetValue(threads) is > 0 and var t) set_num_threads(t);
+            var kind = parse.GetValue(source)!;
             var clock = Stopwatch.StartNew();
-            var images = Render(records, seed);
-            if (source == "reconstruction") images = Reconstruct(images, checkpoint, batch, cancellationToken);
-            Write(outDir, records, images);
-            Console.WriteLine($"wrote {images.Count} {source} images and {ManifestFile} to {outDir} in {clock.Elapsed.TotalSeconds:F1}s; " +
-                $"score them with: nextflow-rl score --reward ocr --manifest {System.IO.Path.Combine(outDir, ManifestFile)} --summary");
-            return 0;
+            var images = Render(records, parse.GetValue(seed));
+            if (kind == "reconstruction") images = Reconstruct(images, model, parse.GetValue(batch), ct);
+            Write(dir, records, images);
+            Console.WriteLine($"wrote {images.Count} {kind} images and {ManifestFile} to {dir} in {clock.Elapsed.TotalSeconds:F1}s; " +
+                $"score them with: nextflow-rl score --reward ocr --manifest {System.IO.Path.Combine(dir, ManifestFile)} --summary");
+            return Task.FromResult(0);
         });
+        return command;
+    }
 
     /// <summary>Clean renders of the records' target words, styles drawn in order from <paramref name="seed"/>.</summary>
     public static IReadOnlyList<RgbImage> Render(IReadOnlyList<PromptRecord> records, int seed)

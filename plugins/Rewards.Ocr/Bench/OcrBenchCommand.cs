@@ -1,53 +1,55 @@
+using System.CommandLine;
 using System.Globalization;
 using NextFlowRL.Plugins;
 using NextFlowRL.Rewards.Ocr.Engine;
 
 namespace NextFlowRL.Rewards.Ocr.Bench;
 
-/// <summary><c>nextflow-rl bench ocr</c>: OCR reward throughput against raw single-engine Tesseract calls.</summary>
-public sealed class OcrBenchCommand : INextFlowRLCommand
+/// <summary>
+/// <c>nextflow-rl bench ocr</c>: OCR reward throughput against raw single-engine Tesseract calls. Prints raw
+/// single-engine, raw parallel (one engine per worker, no plugin) and plugin throughput, and plugin / (workers x raw),
+/// the figure the target (>= 0.9) is judged by.
+/// </summary>
+public sealed class OcrBenchCommand : CommandLineCommand
 {
-    private const string Usage =
-        "usage: nextflow-rl bench ocr [--images N] [--size PX] [--workers N] [--repeat N] [--no-pin]\n" +
-        "  --images N    distinct rendered one-word images (default 64)\n" +
-        "  --size PX     image side in pixels (default 64)\n" +
-        "  --workers N   plugin workers, one Tesseract engine each (default: one per processor)\n" +
-        "  --repeat N    timed passes over the images per path (default 3)\n" +
-        "  --no-pin      do not bind workers to processors (Linux binds worker i to processor i by default)\n" +
-        "Prints raw single-engine, raw parallel (one engine per worker, no plugin) and plugin throughput, and\n" +
-        "plugin / (workers x raw), the figure the target (>= 0.9) is judged by.";
+    private readonly Option<int> _images = Integer("--images", "Distinct rendered one-word images.", 64, 1, 100000);
+    private readonly Option<int> _size = Integer("--size", "Image side in pixels.", 64, 16, 4096);
+    private readonly Option<int> _workers = Integer("--workers", "Plugin workers, one Tesseract engine each (0 = one per processor).", 0, 0, 256);
+    private readonly Option<int> _repeat = Integer("--repeat", "Timed passes over the images per path.", 3, 1, 1000);
+    private readonly Option<bool> _noPin = new("--no-pin") { Description = "Do not bind workers to processors (Linux binds worker i to processor i by default)." };
 
     /// <inheritdoc/>
-    public IReadOnlyList<string> Path { get; } = ["bench", "ocr"];
+    public override IReadOnlyList<string> Path { get; } = ["bench", "ocr"];
 
     /// <inheritdoc/>
-    public string Description => "OCR reward throughput vs raw single-engine Tesseract on rendered 64x64 images";
+    public override string Description => "OCR reward throughput vs raw single-engine Tesseract on rendered 64x64 images";
 
     /// <inheritdoc/>
-    public async Task<int> InvokeAsync(IReadOnlyList<string> args, CancellationToken cancellationToken)
+    public override Command CreateCommand()
     {
-        ArgumentNullException.ThrowIfNull(args);
-        if (args.Any(a => a is "--help" or "-h"))
+        var command = new Command(Path[^1], Description) { _images, _size, _workers, _repeat, _noPin };
+        command.SetAction(async (parse, ct) =>
         {
-            Console.WriteLine(Usage);
-            return 0;
-        }
-        if (!TryParse(args, out var settings, out var error))
-        {
-            Console.Error.WriteLine($"bench ocr: {error} (see --help)");
-            return 2;
-        }
-        try
-        {
-            var r = await OcrBenchmark.RunAsync(settings, null, cancellationToken).ConfigureAwait(false);
-            Console.WriteLine(Format(r));
-            return 0;
-        }
-        catch (OcrEngineException e)
-        {
-            Console.Error.WriteLine($"bench ocr: {e.Message}");
-            return 1;
-        }
+            try
+            {
+                var r = await OcrBenchmark.RunAsync(Settings(parse), null, ct).ConfigureAwait(false);
+                Console.WriteLine(Format(r));
+                return 0;
+            }
+            catch (OcrEngineException e)
+            {
+                Console.Error.WriteLine($"bench ocr: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>The benchmark settings of parsed arguments.</summary>
+    public OcrBenchmarkSettings Settings(ParseResult parse)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        return new OcrBenchmarkSettings(parse.GetValue(_images), parse.GetValue(_size), parse.GetValue(_workers), parse.GetValue(_repeat), !parse.GetValue(_noPin));
     }
 
     /// <summary>The printed report.</summary>
@@ -66,47 +68,5 @@ public sealed class OcrBenchCommand : INextFlowRLCommand
             string.Format(c, "cpu efficiency (plugin vs raw images per cpu-second): {0:0.00}; load average {1:0.0} on {2} cores{3}",
                 r.CpuEfficiency, r.LoadAverage, r.Cores,
                 r.LoadAverage > r.Cores ? " (busy machine: the workers did not get all cores; the wall-clock ratio is capped by that)" : ""));
-    }
-
-    /// <summary>Parses the command's arguments.</summary>
-    public static bool TryParse(IReadOnlyList<string> args, out OcrBenchmarkSettings settings, out string? error)
-    {
-        ArgumentNullException.ThrowIfNull(args);
-        settings = new OcrBenchmarkSettings();
-        error = null;
-        for (int i = 0; i < args.Count; i++)
-        {
-            var name = args[i];
-            if (name == "--no-pin")
-            {
-                settings = settings with { Pin = false };
-                continue;
-            }
-            if (name is not ("--images" or "--size" or "--workers" or "--repeat"))
-            {
-                error = $"unknown argument '{name}'";
-                return false;
-            }
-            if (i + 1 >= args.Count || !int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out int value))
-            {
-                error = $"{name} needs a non-negative integer";
-                return false;
-            }
-            i++;
-            (int min, int max) = name switch { "--size" => (16, 4096), "--workers" => (0, 256), "--images" => (1, 100000), _ => (1, 1000) };
-            if (value < min || value > max)
-            {
-                error = $"{name} must be between {min} and {max}, got {value}";
-                return false;
-            }
-            settings = name switch
-            {
-                "--images" => settings with { Images = value },
-                "--size" => settings with { Size = value },
-                "--workers" => settings with { Workers = value },
-                _ => settings with { Repeat = value },
-            };
-        }
-        return true;
     }
 }
