@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using NextFlowRL.Hosting;
 
 namespace NextFlowRL.RewardServer;
 
@@ -17,13 +18,51 @@ public static class RewardServerApp
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
+        var builder = NewBuilder(urls, minimumLogLevel);
+        builder.Services.AddSingleton(catalog);
+        return Finish(builder, options);
+    }
+
+    /// <summary>
+    /// Creates (does not start) the server for the installed reward plugins as one Generic Host: one configuration
+    /// (<paramref name="configuration"/> added to the host's), one container (the plugins' components are registered in
+    /// the web application's own, <see cref="NextFlowRLServiceCollectionExtensions.AddNextFlowRL"/>), one logging
+    /// pipeline, and <see cref="RewardServerOptions"/> as validated <c>IOptions</c> (data annotations,
+    /// <c>ValidateOnStart</c>); <see cref="NextFlowRLHost.ValidateOptions"/> over <c>app.Services</c> lists every problem
+    /// of the server's and the plugins' options at once.
+    /// </summary>
+    public static WebApplication CreateForPlugins(IConfiguration configuration, IEnumerable<string> pluginDirectories, IEnumerable<string> urls,
+        ILoggerFactory? loadingLogger = null, LogLevel minimumLogLevel = LogLevel.Warning)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var builder = NewBuilder(urls, minimumLogLevel);
+        builder.Configuration.AddConfiguration(configuration);
+        var section = builder.Configuration.GetSection(RewardServerOptions.Section);
+        builder.Services.AddOptions<RewardServerOptions>().Bind(section).ValidateDataAnnotations().ValidateOnStart();
+        // The values the server runs with, bound from the same section: gRPC's message limits are fixed when the
+        // endpoints are mapped, before any validation could run.
+        var options = new RewardServerOptions();
+        section.Bind(options);
+        builder.Services.AddNextFlowRL(builder.Configuration, pluginDirectories: pluginDirectories, loggerFactory: loadingLogger);
+        builder.Services.AddSingleton<IRewardCatalog>(sp => new HostRewardCatalog(NextFlowRLHost.From(sp)));
+        return Finish(builder, options);
+    }
+
+    private static WebApplicationBuilder NewBuilder(IEnumerable<string> urls, LogLevel minimumLogLevel)
+    {
+        ArgumentNullException.ThrowIfNull(urls);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(minimumLogLevel);
         builder.WebHost.UseUrls(urls.ToArray());
         builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(e => e.Protocols = HttpProtocols.Http2));
-        builder.Services.AddSingleton(catalog);
+        return builder;
+    }
+
+    /// <summary>The gRPC service, health checks and endpoints over the registered catalog and options.</summary>
+    private static WebApplication Finish(WebApplicationBuilder builder, RewardServerOptions options)
+    {
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new ConcurrencyGate(options.MaxConcurrency));
         builder.Services.AddSingleton<BearerTokenInterceptor>();
@@ -34,14 +73,20 @@ public static class RewardServerApp
             o.Interceptors.Add<BearerTokenInterceptor>();
         });
         builder.Services.AddGrpcHealthChecks()
-            .AddCheck("rewards", () => catalog.List().Count > 0
-                ? HealthCheckResult.Healthy($"{catalog.List().Count} reward(s) served")
-                : HealthCheckResult.Unhealthy("no rewards are served"));
+            .AddCheck<RewardsHealthCheck>("rewards");
         var app = builder.Build();
         app.MapGrpcService<RewardServiceImpl>();
         app.MapGrpcHealthChecksService();
         app.MapHealthChecks("/healthz");
         return app;
+    }
+
+    private sealed class RewardsHealthCheck(IRewardCatalog catalog) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(catalog.List().Count > 0
+                ? HealthCheckResult.Healthy($"{catalog.List().Count} reward(s) served")
+                : HealthCheckResult.Unhealthy("no rewards are served"));
     }
 
     /// <summary>The addresses the started server listens on (with real port numbers).</summary>

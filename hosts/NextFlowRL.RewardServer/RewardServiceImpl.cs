@@ -19,9 +19,11 @@ public sealed class RewardServerOptions
     public string? Token { get; set; }
 
     /// <summary>Score calls running at once; more wait (until their deadline). Each reward also runs one batch at a time.</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 1024, ErrorMessage = "RewardServer:MaxConcurrency must be between 1 and 1024")]
     public int MaxConcurrency { get; set; } = 2;
 
     /// <summary>Largest request and response message in bytes.</summary>
+    [System.ComponentModel.DataAnnotations.Range(1024, int.MaxValue, ErrorMessage = "RewardServer:MaxMessageBytes must be at least 1024")]
     public int MaxMessageBytes { get; set; } = 64 * 1024 * 1024;
 }
 

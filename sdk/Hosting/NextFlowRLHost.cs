@@ -10,14 +10,30 @@ namespace NextFlowRL.Hosting;
 /// </summary>
 public sealed class NextFlowRLHost : IDisposable, IAsyncDisposable
 {
-    private readonly ServiceProvider _services;
+    private readonly IServiceProvider _services;
+    private readonly ServiceProvider? _owned;
 
-    private NextFlowRLHost(IConfiguration configuration, ServiceProvider services, IReadOnlyList<PluginReport> plugins, IReadOnlyList<ComponentDescriptor> components)
+    private NextFlowRLHost(IConfiguration configuration, IServiceProvider services, ServiceProvider? owned, NextFlowRLRegistration registration)
     {
         Configuration = configuration;
         _services = services;
-        Plugins = plugins;
-        Components = components;
+        _owned = owned;
+        Plugins = registration.Plugins;
+        Components = registration.Components;
+    }
+
+    /// <summary>
+    /// The components of a container that <see cref="NextFlowRLServiceCollectionExtensions.AddNextFlowRL"/> filled (a
+    /// Generic Host's, e.g. the reward server's): one container for the host's own services and the plugins'. The
+    /// container stays its owner's: disposing this host does not dispose it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The container has no NextFlowRL registration.</exception>
+    public static NextFlowRLHost From(IServiceProvider services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var registration = services.GetService<NextFlowRLRegistration>()
+            ?? throw new InvalidOperationException("the container has no NextFlowRL components: call services.AddNextFlowRL(...) first");
+        return new NextFlowRLHost(services.GetRequiredService<IConfiguration>(), services, null, registration);
     }
 
     /// <summary>The configuration the host was built with.</summary>
@@ -56,64 +72,9 @@ public sealed class NextFlowRLHost : IDisposable, IAsyncDisposable
         services.AddSingleton(loggerFactory);
         services.AddLogging();
         services.Replace(ServiceDescriptor.Singleton(loggerFactory));
-
-        var components = new List<(ComponentDescriptor Component, string Owner)>();
-        if (builtIn is not null)
-        {
-            var staged = new StagedRegistration(configuration);
-            builtIn(staged);
-            foreach (var d in staged.Services) services.Add(d);
-            components.AddRange(staged.Components.Select(c => (c, "built-in")));
-        }
-
-        var options = new PluginHostOptions();
-        var mistyped = ConfigurationChecks.Bind(configuration.GetSection(PluginHostOptions.Section), options);
-        if (mistyped.Count > 0) throw new ConfigurationException(string.Join("; ", mistyped));
-        var directories = new List<string> { Path.Combine(AppContext.BaseDirectory, "plugins") };
-        directories.AddRange(pluginDirectories ?? []);
-        directories.AddRange(options.Directories.Select(Path.GetFullPath));
-
-        var loader = new PluginLoader(loggerFactory.CreateLogger<PluginLoader>());
-        var reports = new List<PluginReport>();
-        foreach (var folder in PluginLoader.Discover(directories, options.Disabled))
-        {
-            PluginReport report;
-            StagedRegistration? staged;
-            try
-            {
-                (report, staged) = loader.Load(folder, configuration);
-            }
-            catch (Exception e)
-            {
-                // The loader reports every expected failure itself; this is the last line of defence.
-                (report, staged) = (new PluginReport(Path.GetFileName(folder), folder, PluginStatus.Failed, null, PluginLoader.OneLine(e), []), null);
-            }
-            if (staged is not null)
-            {
-                var clash = staged.Components.Select(c => (c, components.FirstOrDefault(x => x.Component.Kind == c.Kind && x.Component.Name == c.Name)))
-                    .FirstOrDefault(p => p.Item2.Component is not null);
-                if (clash.c is not null)
-                {
-                    report = report with
-                    {
-                        Status = PluginStatus.Failed,
-                        Reason = $"{clash.c.Kind.ToString().ToLowerInvariant()} '{clash.c.Name}' is already provided by {clash.Item2.Owner}",
-                        Components = [],
-                    };
-                }
-                else
-                {
-                    foreach (var d in staged.Services) services.Add(d);
-                    components.AddRange(staged.Components.Select(c => (c, report.Name)));
-                }
-            }
-            if (report.Status != PluginStatus.Loaded)
-                loggerFactory.CreateLogger<NextFlowRLHost>().LogWarning("Plugin {Name} {Status}: {Reason}", report.Name, report.Status, report.Reason);
-            reports.Add(report);
-        }
-
+        var registration = services.AddNextFlowRL(configuration, builtIn, pluginDirectories, loggerFactory);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true });
-        return new NextFlowRLHost(configuration, provider, reports, components.Select(c => c.Component).ToList());
+        return new NextFlowRLHost(configuration, provider, provider, registration);
     }
 
     /// <summary>
@@ -176,10 +137,10 @@ public sealed class NextFlowRLHost : IDisposable, IAsyncDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _services.Dispose();
+    public void Dispose() => _owned?.Dispose();
 
     /// <inheritdoc/>
-    public ValueTask DisposeAsync() => _services.DisposeAsync();
+    public ValueTask DisposeAsync() => _owned?.DisposeAsync() ?? ValueTask.CompletedTask;
 }
 
 /// <summary>A component name that nothing provides; the message lists what is available.</summary>

@@ -101,13 +101,17 @@ public sealed class RemoteRewardTests
         var serverPlugins = Repo.PathOf("hosts", "NextFlowRL.RewardServer", "bin", Repo.Configuration, "net10.0", "plugins");
         var cliPlugins = Path.Combine(Path.GetDirectoryName(Repo.CliDll)!, "plugins");
         using var cli = NextFlowRLHost.Build(new ConfigurationBuilder().Build(), pluginDirectories: [cliPlugins]);
-        using var host = NextFlowRLHost.Build(new ConfigurationBuilder().Build(), pluginDirectories: [serverPlugins]);
-        var catalog = new HostRewardCatalog(host);
+        // The server as its command runs it: one Generic Host whose container holds the plugins' components.
+        var app = RewardServerApp.CreateForPlugins(new ConfigurationBuilder().Build(), [serverPlugins], ["http://127.0.0.1:0"]);
+        var host = NextFlowRLHost.From(app.Services);
+        Assert.Empty(host.ValidateOptions());
+        var catalog = app.Services.GetRequiredService<IRewardCatalog>();
+        Assert.Same(host.GetReward("ocr"), app.Services.GetRequiredKeyedService<IRewardModel>("ocr")); // one container
         var cliRewards = cli.Components.Where(c => c.Kind == NextFlowRL.Plugins.ComponentKind.Reward).Select(c => c.Name).Order().ToList();
         Assert.Contains("ocr", cliRewards);
         Assert.Equal(cliRewards, catalog.List().Select(r => r.Name).Order().ToList());
 
-        await using var server = await Loopback.StartAsync(catalog);
+        await using var server = await Loopback.StartAsync(app);
         using var remote = Client(server.Address, "ocr");
         var image = TextRenderer.Render(160, 64, (255, 255, 255), [new TextItem("CAT", 80, 32, 36, "DejaVuSans-Bold", (0, 0, 0))]);
         var sample = new RewardSample(image, "a sign that says \"CAT\"", new Dictionary<string, string> { ["target_words"] = "CAT" });
@@ -382,7 +386,26 @@ public sealed class RemoteRewardTests
     {
         Assert.Equal(2, await RewardServerProgram.RunAsync(["--bogus"]));
         Assert.Equal(2, await RewardServerProgram.RunAsync(["--max-concurrency", "zero"]));
+        Assert.Equal(2, await RewardServerProgram.RunAsync(["--set", "RewardServer:MaxConcurrency=abc", "--urls", "http://127.0.0.1:0"]));
+        Assert.Equal(2, await RewardServerProgram.RunAsync(["--max-concurrency", "0", "--urls", "http://127.0.0.1:0"]));
         Assert.Equal(0, await RewardServerProgram.RunAsync(["--help"]));
+    }
+
+    [Fact]
+    public void The_servers_and_the_plugins_options_are_validated_together()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["RewardServer:MaxConcurrency"] = "0",
+            ["RewardServer:MaxMessageBytes"] = "10",
+            ["Rewards:remote:TimeoutSeconds"] = "0",
+        }).Build();
+        var app = RewardServerApp.CreateForPlugins(config, [Repo.PathOf("artifacts", "plugins")], ["http://127.0.0.1:0"]);
+        var errors = NextFlowRLHost.From(app.Services).ValidateOptions();
+        var all = string.Join(" | ", errors);
+        Assert.Contains("RewardServer:MaxConcurrency must be between 1 and 1024", all);
+        Assert.Contains("RewardServer:MaxMessageBytes must be at least 1024", all);
+        Assert.Contains("TimeoutSeconds must be between 0.01 and 86400", all);
     }
 
     private static WebApplicationBuilder FakeServer()
