@@ -1,10 +1,18 @@
+using Microsoft.Extensions.Hosting;
 using NextFlowRL.Hosting;
 
 namespace NextFlowRL.Cli;
 
-/// <summary>What commands share: global options and the lazily built host.</summary>
+/// <summary>
+/// What commands share: global options and the lazily built Generic Host (<see cref="HostApplicationBuilder"/>): one
+/// configuration (appsettings.json, the environment, <c>--config</c>, <c>--set</c>), one logging pipeline on standard
+/// error, and one container holding the plugins' components (<see cref="NextFlowRLServiceCollectionExtensions.AddNextFlowRL"/>).
+/// The host is built, not run: a command is one call, and its Ctrl-C/SIGTERM handling (stop gracefully, a second
+/// signal kills) is the CLI's own, which a console lifetime (stop at the first signal) would not give.
+/// </summary>
 internal sealed class CliContext : IDisposable
 {
+    private IHost? _app;
     private NextFlowRLHost? _host;
 
     public CliContext(GlobalOptions globals) => Globals = globals;
@@ -14,16 +22,26 @@ internal sealed class CliContext : IDisposable
     /// <summary>The configuration, built on first use.</summary>
     public IConfiguration Configuration => field ??= NextFlowRLConfiguration.Build(Globals.Settings, Globals.ConfigFile);
 
-    /// <summary>The host with all plugins, built on first use.</summary>
-    public NextFlowRLHost Host => _host ??= NextFlowRLHost.Build(
-        Configuration,
-        builtIn: null,
-        pluginDirectories: Globals.PluginDirectories.Select(Path.GetFullPath),
-        loggerFactory: LoggerFactory.Create(b => b
-            .AddConfiguration(Configuration.GetSection("Logging"))
-            .AddSimpleConsole(o => o.SingleLine = true)
-            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
-            .SetMinimumLevel(Globals.Verbose ? LogLevel.Debug : LogLevel.Warning)));
+    /// <summary>The components of the host with all plugins, built on first use.</summary>
+    public NextFlowRLHost Host => _host ??= BuildHost();
+
+    private NextFlowRLHost BuildHost()
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddConfiguration(Configuration);
+        Logging(builder.Logging);
+        // Plugin loading logs before the container exists, through the same settings.
+        using var loading = LoggerFactory.Create(Logging);
+        builder.Services.AddNextFlowRL(builder.Configuration, builtIn: null, Globals.PluginDirectories.Select(Path.GetFullPath), loading);
+        _app = builder.Build();
+        return NextFlowRLHost.From(_app.Services);
+    }
+
+    private void Logging(ILoggingBuilder logging) => logging
+        .AddConfiguration(Configuration.GetSection("Logging"))
+        .AddSimpleConsole(o => o.SingleLine = true)
+        .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
+        .SetMinimumLevel(Globals.Verbose ? LogLevel.Debug : LogLevel.Warning);
 
     /// <summary>The host, after checking every component's options (all problems listed at once).</summary>
     public NextFlowRLHost ValidatedHost()
@@ -32,5 +50,5 @@ internal sealed class CliContext : IDisposable
         return Host;
     }
 
-    public void Dispose() => _host?.Dispose();
+    public void Dispose() => _app?.Dispose();
 }
