@@ -52,6 +52,26 @@ public sealed class HostingTests : IDisposable
     }
 
     [Fact]
+    public async Task AnyContainerCanHoldThePluginsAndAHostReadsThemWithoutOwningIt()
+    {
+        var config = Config("Rewards:brightness:Target=0.25");
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton(services, config);
+        Microsoft.Extensions.DependencyInjection.LoggingServiceCollectionExtensions.AddLogging(services);
+        var registration = services.AddNextFlowRL(config, pluginDirectories: [Path.GetDirectoryName(Repo.PluginFolder("NextFlowRL.Rewards.ImageStats"))!]);
+        Assert.Contains(registration.Components, c => c.Name == "brightness");
+        await using var provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+        var host = NextFlowRLHost.From(provider);
+        Assert.Empty(host.ValidateOptions());
+        var reward = host.GetReward("brightness");
+        Assert.Equal("brightness", reward.Name);
+        host.Dispose(); // the container is its owner's: still usable
+        Assert.Same(reward, host.GetReward("brightness"));
+        var empty = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(new Microsoft.Extensions.DependencyInjection.ServiceCollection());
+        Assert.Contains("AddNextFlowRL", Assert.Throws<InvalidOperationException>(() => NextFlowRLHost.From(empty)).Message);
+    }
+
+    [Fact]
     public void PluginThatThrowsDuringRegistrationFailsAndKeepsNothing()
     {
         TestPlugins.Throwing(_root);
