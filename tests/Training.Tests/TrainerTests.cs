@@ -370,6 +370,13 @@ public sealed class TrainerTests : IDisposable
         Assert.True(File.Exists(Path.Combine(run, "samples", "eval-after.ood.png")));
         Assert.Contains(statuses, s => s.Contains("'ood' prompts", StringComparison.Ordinal) && s.Contains("read by brightness and darkness", StringComparison.Ordinal));
         Assert.Contains("\"ood/darkness\"", File.ReadAllText(Path.Combine(run, "summary.json")));
+        // The run report has a section per further set and reader, with the paired difference and the bins.
+        var report = Reporting.RunData.Read(run);
+        Assert.Equal(["eval/darkness", "ood/brightness", "ood/darkness"], report.Further.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(summary.Evaluations.Single(e => e.Set == "ood" && e.Reader == "darkness").Delta!["mean_score"].Estimate, report.Further["ood/darkness"].Delta!["mean_score"].Value, 9);
+        var html = File.ReadAllText(Path.Combine(run, "report.html"));
+        Assert.Contains("Prompt set &#39;ood&#39;, read by darkness", html);
+        Assert.Contains("bin/x-1/mean_score", html);
     }
 
     [Fact]

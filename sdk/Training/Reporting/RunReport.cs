@@ -31,6 +31,12 @@ public sealed class RunData
     /// <summary>summary.json's paired after-minus-before intervals: metric to (estimate, low, high).</summary>
     public IReadOnlyDictionary<string, (double Value, double Low, double High)>? Delta { get; init; }
 
+    /// <summary>
+    /// The further evaluations (<c>eval_&lt;when&gt;.&lt;set&gt;.&lt;reader&gt;.json</c>: other prompt sets, other readers) by
+    /// <c>set/reader</c>, each as a run view whose <see cref="Before"/>, <see cref="After"/> and <see cref="Delta"/> are that evaluation's.
+    /// </summary>
+    public IReadOnlyDictionary<string, RunData> Further { get; init; } = new Dictionary<string, RunData>();
+
     /// <summary>Wall time of the run in seconds, when finished.</summary>
     public double? ElapsedSeconds { get; init; }
 
@@ -55,23 +61,43 @@ public sealed class RunData
         var summary = ReadObject(Path.Combine(dir, "summary.json"));
         var parts = dir.TrimEnd(Path.DirectorySeparatorChar).Split(Path.DirectorySeparatorChar);
         var samples = Path.Combine(dir, "samples");
+        var name = string.Join("/", parts.TakeLast(2));
+        var further = new Dictionary<string, RunData>(StringComparer.Ordinal);
+        foreach (var (set, reader) in EvalFile.Further(dir).Union(EvalFile.Further(dir, "before")))
+        {
+            var key = $"{set}/{reader}";
+            further[key] = new RunData
+            {
+                Directory = dir,
+                Name = name,
+                Rows = [],
+                Images = [],
+                Before = ReadEval(Path.Combine(dir, EvalFile.FileName("before", set, reader, main: false))),
+                After = ReadEval(Path.Combine(dir, EvalFile.FileName("after", set, reader, main: false))),
+                Delta = Triples(summary?["evaluations"]?[key]?["delta"]),
+            };
+        }
         return new RunData
         {
             Directory = dir,
-            Name = string.Join("/", parts.TakeLast(2)),
+            Name = name,
             Rows = rows.ToList<IReadOnlyDictionary<string, double>>(),
             Config = ReadObject(Path.Combine(dir, "config.json")),
             Before = ReadEval(Path.Combine(dir, "eval_before.json")),
             After = ReadEval(Path.Combine(dir, "eval_after.json")),
-            Delta = summary?["delta"] is JsonObject delta
-                ? delta.Where(p => p.Value is JsonArray { Count: 3 }).ToDictionary(p => p.Key, p => (Num(p.Value![0]), Num(p.Value[1]), Num(p.Value[2])))
-                : null,
+            Delta = Triples(summary?["delta"]),
+            Further = further,
             ElapsedSeconds = summary?["elapsed_seconds"] is JsonValue e && e.TryGetValue<double>(out var s) ? s : null,
             Images = System.IO.Directory.Exists(samples)
                 ? System.IO.Directory.GetFiles(samples, "*.png").Order(StringComparer.Ordinal).Select(f => (Path.GetFileNameWithoutExtension(f), File.ReadAllBytes(f))).ToList()
                 : [],
         };
     }
+
+    private static Dictionary<string, (double, double, double)>? Triples(JsonNode? node) =>
+        node is JsonObject delta
+            ? delta.Where(p => p.Value is JsonArray { Count: 3 }).ToDictionary(p => p.Key, p => (Num(p.Value![0]), Num(p.Value[1]), Num(p.Value[2])))
+            : null;
 
     private static double Num(JsonNode? n) => n is JsonValue v && v.TryGetValue<double>(out var d) ? d : double.NaN;
 
@@ -204,9 +230,22 @@ public static class RunReport
         h.Append("<p class=\"note\">Held-out prompts, the same images' seeds before and after; 95% bootstrap intervals in brackets; ")
          .Append(runs.Count == 1 ? "the last column is the paired after-minus-before difference." : "each cell is the value after training, with the run's paired after-minus-before difference under it.")
          .Append(" Metrics per bin are left out (see eval_*.json).</p>");
+        EvalTables(h, runs);
+        // The further prompt sets and readers, one section each (their per-bin metrics too: that is where they differ).
+        foreach (var key in runs.SelectMany(r => r.Further.Keys).Distinct().Order(StringComparer.Ordinal))
+        {
+            var (set, reader) = (key[..key.IndexOf('/', StringComparison.Ordinal)], key[(key.IndexOf('/', StringComparison.Ordinal) + 1)..]);
+            h.Append("<h3>").Append(E(set == EvalFile.MainSet ? $"Held-out prompts, read by {reader}" : $"Prompt set '{set}', read by {reader}")).Append("</h3>");
+            EvalTables(h, runs.Select(r => r.Further.GetValueOrDefault(key)).OfType<RunData>().ToList(), includeBins: true);
+        }
+    }
+
+    private static void EvalTables(StringBuilder h, IReadOnlyList<RunData> runs, bool includeBins = false)
+    {
         var evaluated = runs.Where(r => r.Before is not null || r.After is not null).ToList();
+        if (evaluated.Count == 0) return;
         var keys = evaluated.SelectMany(r => (r.After ?? r.Before)!.Keys).Distinct()
-            .Where(k => !k.StartsWith("bin/", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+            .Where(k => includeBins || !k.StartsWith("bin/", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
         // The whole set first; each group of prefixed metrics (facet/<name>/..., a reward's components) folded below it.
         EvalTable(h, evaluated, keys.Where(k => !k.Contains('/', StringComparison.Ordinal)).ToList());
         foreach (var group in keys.Where(k => k.Contains('/', StringComparison.Ordinal)).GroupBy(GroupOf))
