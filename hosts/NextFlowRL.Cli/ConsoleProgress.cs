@@ -93,18 +93,31 @@ internal sealed class ConsoleProgress : IDisposable
             var progress = console.Progress().AutoClear(false).HideCompleted(false)
                 .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
                     new RateColumn(unit), new RemainingTimeColumn(), new SpinnerColumn());
-            _display = Task.Run(() => progress.StartAsync(async context =>
+            _display = Task.Run(async () =>
             {
-                var task = context.AddTask(Markup.Escape(label), maxValue: Math.Max(1, total));
-                _started.SetResult(task);
-                await _finished.Task;
-                task.StopTask();
-            }));
+                try
+                {
+                    await progress.StartAsync(async context =>
+                    {
+                        var task = context.AddTask(Markup.Escape(label), maxValue: Math.Max(1, total));
+                        _started.SetResult(task);
+                        await _finished.Task;
+                        task.StopTask();
+                    });
+                }
+                catch (Exception e) when (e is IOException or InvalidOperationException)
+                {
+                    _started.TrySetException(e); // no display (a terminal that went away): the work goes on without one
+                }
+            });
         }
 
         public void Advance(int count, string? detail)
         {
-            var task = _started.Task.GetAwaiter().GetResult();
+            // Waits for the display to start (at most 5 s once); without one the work goes on undisplayed.
+            Task.WaitAny([_started.Task], TimeSpan.FromSeconds(5));
+            if (!_started.Task.IsCompletedSuccessfully) return;
+            var task = _started.Task.Result;
             if (detail is not null) task.Description = Markup.Escape($"{_label}  {detail}");
             task.Increment(count);
         }
