@@ -288,6 +288,9 @@ public sealed class TrainerOptions
     /// </summary>
     public Dictionary<string, string> EvalSets { get; set; } = new(StringComparer.Ordinal);
 
+    /// <summary>The name <see cref="EvalPrompts"/> goes by among the evaluation sets (in file names and reports).</summary>
+    public const string MainEvalSet = "eval";
+
     /// <summary>
     /// Further rewards that read every evaluation's images beside the first of <see cref="Rewards"/> (e.g. <c>ocr-block</c>,
     /// a second OCR pipeline), so that a gain is not one reader's taste. They score the same images: no extra sampling.
@@ -411,7 +414,7 @@ public sealed class TrainerOptions
 
     /// <summary>
     /// The evaluation metrics the ablation table reports, in order, one of them the headline whose paired difference gets
-    /// a verdict (empty: the reward's mean score, <see cref="AblationTable.DefaultColumns"/>). The main job's
+    /// a verdict (empty: the reward's mean score). The main job's
     /// appsettings.json names OCR's word accuracy and NED.
     /// </summary>
     public List<ReportMetric> ReportMetrics { get; set; } = [];
@@ -477,7 +480,7 @@ public sealed class TrainerOptions
         Check(EvalLimit >= 0, $"Train:EvalLimit must be >= 0, got {EvalLimit}");
         Check(EvalImagesPerPrompt >= 1, $"Train:EvalImagesPerPrompt must be >= 1, got {EvalImagesPerPrompt}");
         foreach (var (name, _) in ActiveEvalSets)
-            Check(IsFileNamePart(name) && name != EvalFile.MainSet, $"Train:EvalSets:{name}: a set name must be letters, digits, '-' or '_' and not '{EvalFile.MainSet}'");
+            Check(IsFileNamePart(name) && name != MainEvalSet, $"Train:EvalSets:{name}: a set name must be letters, digits, '-' or '_' and not '{MainEvalSet}'");
         for (int i = 0; i < EvalReaders.Count; i++)
             Check(string.IsNullOrWhiteSpace(EvalReaders[i]) || IsFileNamePart(EvalReaders[i]), $"Train:EvalReaders:{i} must be a reward name of letters, digits, '-' or '_', got '{EvalReaders[i]}'");
         var readers = ActiveEvalReaders;

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using NextFlowRL.Rewards;
 using NextFlowRL.Rewards.ImageStats;
 using NextFlowRL.Torch.Adapters;
+using NextFlowRL.Runs;
 using NextFlowRL.Training;
 using Xunit;
 

@@ -4,6 +4,7 @@ using NextFlowRL.Rewards.ImageStats;
 using NextFlowRL.Testing;
 using NextFlowRL.Training.Evidence;
 using Xunit;
+using NextFlowRL.Runs;
 
 namespace NextFlowRL.Training.Tests;
 

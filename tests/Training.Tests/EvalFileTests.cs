@@ -1,4 +1,5 @@
 using Xunit;
+using NextFlowRL.Runs;
 
 namespace NextFlowRL.Training.Tests;
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
-using NextFlowRL.Training.Reporting;
+using NextFlowRL.Runs.Reporting;
 using Xunit;
+using NextFlowRL.Runs;
 
 namespace NextFlowRL.Training.Tests;
 

@@ -6,6 +6,7 @@ using NextFlowRL.Rewards;
 using NextFlowRL.Rewards.ImageStats;
 using NextFlowRL.Testing;
 using Xunit;
+using NextFlowRL.Runs;
 
 namespace NextFlowRL.Training.Tests;
 
@@ -371,7 +372,7 @@ public sealed class TrainerTests : IDisposable
         Assert.Contains(statuses, s => s.Contains("'ood' prompts", StringComparison.Ordinal) && s.Contains("read by brightness and darkness", StringComparison.Ordinal));
         Assert.Contains("\"ood/darkness\"", File.ReadAllText(Path.Combine(run, "summary.json")));
         // The run report has a section per further set and reader, with the paired difference and the bins.
-        var report = Reporting.RunData.Read(run);
+        var report = NextFlowRL.Runs.Reporting.RunData.Read(run);
         Assert.Equal(["eval/darkness", "ood/brightness", "ood/darkness"], report.Further.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(summary.Evaluations.Single(e => e.Set == "ood" && e.Reader == "darkness").Delta!["mean_score"].Estimate, report.Further["ood/darkness"].Delta!["mean_score"].Value, 9);
         var html = File.ReadAllText(Path.Combine(run, "report.html"));

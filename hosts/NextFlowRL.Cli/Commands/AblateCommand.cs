@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using NextFlowRL.Imaging;
+using NextFlowRL.Runs;
 using NextFlowRL.Training;
 using NextFlowRL.Training.Evidence;
 

@@ -185,7 +185,7 @@ internal static class PolicyCommand
             var dir = parse.GetValue(adapters)!;
             // A run folder stands for its latest checkpoint.
             if (!File.Exists(Path.Combine(dir, NextFlowRL.Training.LoraFiles.Description))
-                && new NextFlowRL.Training.CheckpointStore(Path.Combine(dir, "checkpoints"), 1).Latest() is { } latest)
+                && new NextFlowRL.Runs.CheckpointStore(Path.Combine(dir, "checkpoints"), 1).Latest() is { } latest)
                 dir = latest;
             NextFlowRL.Training.LoraFiles.Info info;
             try

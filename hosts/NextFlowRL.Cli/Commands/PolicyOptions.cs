@@ -1,5 +1,6 @@
 using System.CommandLine;
 using NextFlowRL.Policies;
+using NextFlowRL.Runs;
 using NextFlowRL.Training;
 
 namespace NextFlowRL.Cli.Commands;

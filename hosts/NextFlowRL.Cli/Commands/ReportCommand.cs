@@ -1,5 +1,5 @@
 using System.CommandLine;
-using NextFlowRL.Training.Reporting;
+using NextFlowRL.Runs.Reporting;
 
 namespace NextFlowRL.Cli.Commands;
 

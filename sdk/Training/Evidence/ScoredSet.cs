@@ -58,8 +58,12 @@ public sealed class ScoredSet
     public bool SameLayout(ScoredSet other) =>
         other is not null && Prompts.SequenceEqual(other.Prompts) && Bins.SequenceEqual(other.Bins);
 
+    /// <summary>A set as the run folder (PascalCase) and <c>eval --out</c> (camelCase) write it.</summary>
+    /// <exception cref="JsonException">The element is not a scored set.</exception>
+    public static ScoredSet? FromJson(JsonElement element) => element.Deserialize<ScoredSet>(Json);
+
     /// <summary>Reads what the run folder (PascalCase) and <c>eval --out</c> (camelCase) write.</summary>
-    internal static readonly JsonSerializerOptions Json = new()
+    private static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         PropertyNameCaseInsensitive = true,

@@ -4,8 +4,9 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using NextFlowRL.Imaging;
+using NextFlowRL.Training;
 
-namespace NextFlowRL.Training.Reporting;
+namespace NextFlowRL.Runs.Reporting;
 
 /// <summary>What a run folder holds, read for the report.</summary>
 public sealed class RunData

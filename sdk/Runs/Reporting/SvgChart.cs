@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using NextFlowRL.Training;
 
-namespace NextFlowRL.Training.Reporting;
+namespace NextFlowRL.Runs.Reporting;
 
 /// <summary>One line of a chart: points in data coordinates, a colour, a stroke width and an opacity.</summary>
 public sealed record ChartSeries(string Label, IReadOnlyList<(double X, double Y)> Points, string Color, double Width = 1.6, double Opacity = 1.0);

@@ -2,8 +2,9 @@ using System.Globalization;
 using System.Text;
 using NextFlowRL.Rewards;
 using NextFlowRL.Training.Evidence;
+using NextFlowRL.Training;
 
-namespace NextFlowRL.Training;
+namespace NextFlowRL.Runs;
 
 /// <summary>One configuration of an ablation: a name and the changes it makes to the base options.</summary>
 /// <param name="Name">Row label.</param>

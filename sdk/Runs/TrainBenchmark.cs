@@ -4,8 +4,9 @@ using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
 using NextFlowRL.Torch.NextScale;
 using static TorchSharp.torch;
+using NextFlowRL.Training;
 
-namespace NextFlowRL.Training;
+namespace NextFlowRL.Runs;
 
 /// <summary>What <see cref="TrainBenchmark"/> measured.</summary>
 public sealed record TrainBenchmarkReport(

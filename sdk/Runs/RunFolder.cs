@@ -2,8 +2,9 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using NextFlowRL.Imaging;
+using NextFlowRL.Training;
 
-namespace NextFlowRL.Training;
+namespace NextFlowRL.Runs;
 
 /// <summary>
 /// The files of a training run directory:

@@ -1,6 +1,8 @@
 using System.Text.Json;
+using NextFlowRL.Training;
+using NextFlowRL.Training.Evidence;
 
-namespace NextFlowRL.Training;
+namespace NextFlowRL.Runs;
 
 /// <summary>
 /// An evaluation file of a run folder (<c>eval_before.json</c>, <c>eval_after.json</c>): its metrics, their 95%
@@ -9,10 +11,10 @@ namespace NextFlowRL.Training;
 /// <param name="Metrics">Set-level metrics (numbers only).</param>
 /// <param name="Intervals">Bootstrap intervals of the metrics that have one.</param>
 /// <param name="Set">Every image's prompt, bin and result (null in files written before sets were kept).</param>
-public sealed record EvalFile(IReadOnlyDictionary<string, double> Metrics, IReadOnlyDictionary<string, (double Low, double High)> Intervals, Evidence.ScoredSet? Set)
+public sealed record EvalFile(IReadOnlyDictionary<string, double> Metrics, IReadOnlyDictionary<string, (double Low, double High)> Intervals, ScoredSet? Set)
 {
     /// <summary>The name of <see cref="TrainerOptions.EvalPrompts"/> among the evaluation sets.</summary>
-    public const string MainSet = "eval";
+    public const string MainSet = TrainerOptions.MainEvalSet;
 
     /// <summary>
     /// The file of one evaluation: <c>eval_&lt;when&gt;.json</c> for the run's own (the held-out prompts read by the first
@@ -68,7 +70,7 @@ public sealed record EvalFile(IReadOnlyDictionary<string, double> Metrics, IRead
                         intervals[p.Name] = (p.Value[0].GetDouble(), p.Value[1].GetDouble());
                 }
             }
-            var set = root.TryGetProperty("set", out var s) && s.ValueKind == JsonValueKind.Object ? s.Deserialize<Evidence.ScoredSet>(Evidence.ScoredSet.Json) : null;
+            var set = root.TryGetProperty("set", out var s) && s.ValueKind == JsonValueKind.Object ? ScoredSet.FromJson(s) : null;
             return new EvalFile(metrics, intervals, set);
         }
         catch (JsonException e)

@@ -5,8 +5,11 @@ using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
 using NextFlowRL.Torch.Adapters;
+using NextFlowRL.Training;
+using NextFlowRL.Training.Evidence;
+using NextFlowRL.Training.Rollouts;
 
-namespace NextFlowRL.Training;
+namespace NextFlowRL.Runs;
 
 /// <summary>What a training run needs besides its options.</summary>
 public sealed class TrainingRunRequest
@@ -37,9 +40,9 @@ public sealed class TrainingRunRequest
 
     /// <summary>
     /// Where the steps' rollouts and rewards run (e.g. workers of a cluster); null: in this process
-    /// (<see cref="Rollouts.LocalRollouts"/>). The run's trainer disposes it when the run ends.
+    /// (<see cref="LocalRollouts"/>). The run's trainer disposes it when the run ends.
     /// </summary>
-    public Rollouts.IRolloutExecutor? Rollouts { get; init; }
+    public IRolloutExecutor? Rollouts { get; init; }
 }
 
 /// <summary>The outcome of a run.</summary>
@@ -52,7 +55,7 @@ public sealed class TrainingRunRequest
 public sealed record TrainingSummary(string RunDir, int CompletedSteps, IReadOnlyDictionary<string, double>? Before, IReadOnlyDictionary<string, double>? After, TimeSpan Elapsed, bool Cancelled)
 {
     /// <summary>After minus before on the same prompts and evaluation seeds, with bootstrap 95% intervals (null without both evaluations).</summary>
-    public IReadOnlyDictionary<string, Evidence.Interval>? Delta { get; init; }
+    public IReadOnlyDictionary<string, Interval>? Delta { get; init; }
 
     /// <summary>
     /// The further evaluations (<see cref="TrainerOptions.EvalSets"/> and <see cref="TrainerOptions.EvalReaders"/>), each
@@ -68,7 +71,7 @@ public sealed record TrainingSummary(string RunDir, int CompletedSteps, IReadOnl
 /// <param name="After">Metrics after training.</param>
 /// <param name="Delta">After minus before, paired, with 95% intervals (null without both).</param>
 public sealed record EvaluationOutcome(string Set, string Reader, IReadOnlyDictionary<string, double>? Before, IReadOnlyDictionary<string, double>? After,
-    IReadOnlyDictionary<string, Evidence.Interval>? Delta);
+    IReadOnlyDictionary<string, Interval>? Delta);
 
 /// <summary>
 /// A whole training run: evaluation before, the steps with logs, sample grids and periodic atomic checkpoints,
@@ -198,7 +201,7 @@ public static class TrainingRun
             }
 
             IReadOnlyDictionary<string, double>? after = null;
-            IReadOnlyDictionary<string, Evidence.Interval>? delta = null;
+            IReadOnlyDictionary<string, Interval>? delta = null;
             var outcomes = new List<EvaluationOutcome>();
             if (evalSets.Count > 0)
             {
@@ -210,13 +213,13 @@ public static class TrainingRun
                     if (b.Set is null && set == EvalFile.MainSet && reader == evalReward.Name) b = new Evaluated(before, beforeSet);
                     // The same prompts and evaluation seeds before and after: the paired difference, resampling prompts.
                     var d = b.Set is not null && a.Set is { } afterSet && afterSet.SameLayout(b.Set) && afterSet.PromptCount > 1
-                        ? Evidence.Bootstrap.PairedDifference(model, afterSet, b.Set, o.BootstrapResamples, o.EvalSeed)
+                        ? Bootstrap.PairedDifference(model, afterSet, b.Set, o.BootstrapResamples, o.EvalSeed)
                         : null;
                     if (set == EvalFile.MainSet && reader == evalReward.Name) (after, delta) = (a.Metrics, d);
                     else outcomes.Add(new EvaluationOutcome(set, reader, b.Metrics, a.Metrics, d));
                 }
             }
-            static Dictionary<string, double[]>? Triples(IReadOnlyDictionary<string, Evidence.Interval>? d) =>
+            static Dictionary<string, double[]>? Triples(IReadOnlyDictionary<string, Interval>? d) =>
                 d?.ToDictionary(kv => kv.Key, kv => new[] { kv.Value.Estimate, kv.Value.Low, kv.Value.High });
             folder.WriteJson("summary.json", new
             {
@@ -254,14 +257,14 @@ public static class TrainingRun
     }
 
     /// <summary>The metrics and the scored set of an evaluation file (nulls when missing or unreadable).</summary>
-    public static (IReadOnlyDictionary<string, double>? Metrics, Evidence.ScoredSet? Set) ReadEval(RunFolder folder, string name)
+    public static (IReadOnlyDictionary<string, double>? Metrics, ScoredSet? Set) ReadEval(RunFolder folder, string name)
     {
         ArgumentNullException.ThrowIfNull(folder);
         return ReadEvalFile(folder.PathOf(name));
     }
 
     /// <summary>The metrics and the scored set of an <c>eval_*.json</c> file (nulls when missing or unreadable; <see cref="EvalFile"/>).</summary>
-    public static (IReadOnlyDictionary<string, double>? Metrics, Evidence.ScoredSet? Set) ReadEvalFile(string path)
+    public static (IReadOnlyDictionary<string, double>? Metrics, ScoredSet? Set) ReadEvalFile(string path)
     {
         try
         {
@@ -274,7 +277,7 @@ public static class TrainingRun
         }
     }
 
-    private record struct Evaluated(IReadOnlyDictionary<string, double>? Metrics, Evidence.ScoredSet? Set);
+    private record struct Evaluated(IReadOnlyDictionary<string, double>? Metrics, ScoredSet? Set);
 
     /// <summary>
     /// Evaluates every set once and scores its images with every reader, writing one <see cref="EvalFile"/> per set and
@@ -352,35 +355,6 @@ public static class TrainingRun
         {
             lora.Dispose();
             throw;
-        }
-    }
-}
-
-/// <summary>The files of a LoRA checkpoint.</summary>
-public static class LoraFiles
-{
-    /// <summary>The adapters (safetensors: <c>&lt;layer&gt;.lora_A</c>, <c>&lt;layer&gt;.lora_B</c>).</summary>
-    public const string Adapters = "adapters.safetensors";
-
-    /// <summary>Rank, alpha and the adapted layers (JSON), read by resume and by <c>nextflow-rl policy merge</c>.</summary>
-    public const string Description = "adapters.json";
-
-    /// <summary>What <see cref="Description"/> holds.</summary>
-    public sealed record Info(int Rank, double Alpha, IReadOnlyList<string> Layers);
-
-    /// <summary>Reads <see cref="Description"/> from a checkpoint directory.</summary>
-    /// <exception cref="InvalidDataException">The file is missing or malformed.</exception>
-    public static Info Read(string directory)
-    {
-        var path = Path.Combine(directory, Description);
-        if (!File.Exists(path)) throw new InvalidDataException($"{directory} is not a LoRA checkpoint ({Description} missing)");
-        try
-        {
-            return JsonSerializer.Deserialize<Info>(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path} is empty");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
         }
     }
 }
