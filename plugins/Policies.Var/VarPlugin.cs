@@ -1,5 +1,4 @@
 using NextFlowRL.Plugins;
-using NextFlowRL.Policies.Var.Commands;
 using NextFlowRL.Policies.Var.Model;
 using NextFlowRL.Torch.Devices;
 
@@ -74,16 +73,15 @@ public static class VarPolicyExtensions
     }
 }
 
-/// <summary>Plugin entry: registers the <c>var</c> policy and the commands <c>pretrain tokenizer</c>, <c>pretrain generator</c>, <c>data var-prompts</c>, <c>data var-images</c>.</summary>
+/// <summary>
+/// Plugin entry: registers the <c>var</c> policy. Its pretraining and data commands are the separate plugin
+/// <c>NextFlowRL.Policies.Var.Tools</c>, so that a host that only samples and trains (a worker) carries none of them.
+/// </summary>
 public sealed class VarPlugin : INextFlowRLPlugin
 {
     /// <inheritdoc/>
     public void Register(INextFlowRLBuilder builder)
     {
         builder.AddVarPolicy();
-        builder.AddCommand<PretrainTokenizerCommand>();
-        builder.AddCommand<PretrainGeneratorCommand>();
-        builder.AddCommand<ReferenceImagesCommand>();
-        builder.AddCommand<PromptsCommand>();
     }
 }

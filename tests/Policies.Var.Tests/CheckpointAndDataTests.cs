@@ -339,9 +339,9 @@ public sealed class DataTests
     [Fact]
     public void QuotedWordsAreExtractedInOrder()
     {
-        Assert.Equal(["CAT", "DOG"], TextDataset.QuotedWords("A sign that says 'CAT' above 'DOG'."));
-        Assert.Equal(["two", "words"], TextDataset.QuotedWords("It's a 'two words' sign"));
-        Assert.Empty(TextDataset.QuotedWords("nothing here"));
+        Assert.Equal(["CAT", "DOG"], PromptWords.Quoted("A sign that says 'CAT' above 'DOG'."));
+        Assert.Equal(["two", "words"], PromptWords.Quoted("It's a 'two words' sign"));
+        Assert.Empty(PromptWords.Quoted("nothing here"));
     }
 
     [Fact]
@@ -364,7 +364,7 @@ public sealed class DataTests
         Assert.Equal(e1.Prompt, e2.Prompt);
         Assert.Equal(e1.Words, e2.Words);
         Assert.Equal((e1.Font, e1.Background, e1.Foreground, e1.Jitter), (e2.Font, e2.Background, e2.Foreground, e2.Jitter));
-        Assert.Equal(e1.Words, TextDataset.QuotedWords(e1.Prompt));
+        Assert.Equal(e1.Words, PromptWords.Quoted(e1.Prompt));
         Assert.True(TextDataset.Render(e1).Pixels.SequenceEqual(TextDataset.Render(e2).Pixels));
         Assert.Equal(64, TextDataset.Render(e1).Width);
     }
@@ -395,7 +395,7 @@ public sealed class DataTests
         Assert.All(ood.Where(r => r.Bin == "template-1region"), r => Assert.Contains(TextDataset.UnseenOneWordTemplates, t => r.Prompt == t.Replace("{0}", r.TargetWords[0], StringComparison.Ordinal)));
         Assert.DoesNotContain(trainingPrompts, p => TextDataset.UnseenOneWordTemplates.Any(t => p.Prompt.StartsWith(t[..t.IndexOf('{', StringComparison.Ordinal)], StringComparison.Ordinal)));
         // The quoted words are the targets, and the shipped file is the command's output (seed 20261203).
-        Assert.All(ood, r => Assert.Equal(r.TargetWords, TextDataset.QuotedWords(r.Prompt)));
+        Assert.All(ood, r => Assert.Equal(r.TargetWords, PromptWords.Quoted(r.Prompt)));
         var shipped = TextDataset.ReadJsonl(Path.Combine(VarPolicyProvider.DefaultModelDirectory, "ood_prompts.jsonl"));
         Assert.Equal(ood.Select(r => (r.Prompt, r.Bin)), shipped.Select(r => (r.Prompt, r.Bin)));
         Assert.NotEqual(ood.Select(r => r.Prompt), TextDataset.OutOfDistributionPrompts(WordLists.Default, 20, seed: 5).Select(r => r.Prompt));

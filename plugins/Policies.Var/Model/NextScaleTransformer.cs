@@ -1,5 +1,4 @@
 using NextFlowRL.Torch.Precision;
-using NextFlowRL.Policies.Var.Data;
 using NextFlowRL.Torch.NextScale;
 using TorchSharp.Modules;
 using static TorchSharp.torch.nn;
@@ -80,7 +79,7 @@ public sealed class CharTextEncoder : nn.Module
         for (int r = 0; r < b; r++)
         {
             valid[r * (m + 1)] = true;
-            var words = prompts[r] is null ? [] : TextDataset.QuotedWords(prompts[r]!);
+            var words = prompts[r] is null ? [] : PromptWords.Quoted(prompts[r]!);
             int nw = Math.Min(words.Count, w);
             counts[r] = nw;
             for (int j = 0; j < nw; j++)

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using NextFlowRL.Imaging;
+using NextFlowRL.Policies.Var.Model;
 
 namespace NextFlowRL.Policies.Var.Data;
 
@@ -133,29 +134,6 @@ public static class TextDataset
 
     /// <summary>Image side in pixels of the rendered examples.</summary>
     public const int ImageSize = 64;
-
-    /// <summary>Extracts the single-quoted spans of a prompt (the words to render), in order.</summary>
-    public static IReadOnlyList<string> QuotedWords(string prompt)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        var result = new List<string>();
-        int start = -1;
-        for (int i = 0; i < prompt.Length; i++)
-        {
-            if (prompt[i] != '\'') continue;
-            // An apostrophe inside a word (letter on both sides) is not a quote.
-            bool inner = i > 0 && i + 1 < prompt.Length && char.IsLetter(prompt[i - 1]) && char.IsLetter(prompt[i + 1]);
-            if (inner) continue;
-            if (start < 0) start = i + 1;
-            else
-            {
-                var span = prompt[start..i].Trim();
-                if (span.Length > 0) result.AddRange(span.Split(' ', StringSplitOptions.RemoveEmptyEntries));
-                start = -1;
-            }
-        }
-        return result;
-    }
 
     /// <summary>Draws one example (prompt and style) from <paramref name="rng"/> with words from <paramref name="words"/>.</summary>
     public static TextExample Draw(Random rng, IReadOnlyList<string> words, int? regions = null)
@@ -370,7 +348,7 @@ public static class TextDataset
             try { r = JsonSerializer.Deserialize<PromptRecord>(line); }
             catch (JsonException e) { throw new InvalidDataException($"{path}:{lineNo}: not a prompt record ({e.Message})."); }
             if (r is null || string.IsNullOrEmpty(r.Prompt)) throw new InvalidDataException($"{path}:{lineNo}: missing \"prompt\".");
-            result.Add(r with { TargetWords = r.TargetWords ?? QuotedWords(r.Prompt), Bin = r.Bin ?? "" });
+            result.Add(r with { TargetWords = r.TargetWords ?? PromptWords.Quoted(r.Prompt), Bin = r.Bin ?? "" });
         }
         return result;
     }

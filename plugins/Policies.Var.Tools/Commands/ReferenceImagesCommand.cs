@@ -43,7 +43,7 @@ public sealed class ReferenceImagesCommand : CommandLineCommand
         command.SetAction((parse, ct) =>
         {
             var dir = parse.GetValue(outDir)!;
-            var model = parse.GetValue(checkpoint) ?? VarPolicyProvider.DefaultModelDirectory;
+            var model = parse.GetValue(checkpoint) ?? VarToolsPlugin.DefaultModelDirectory;
             var promptsPath = parse.GetValue(prompts) ?? System.IO.Path.Combine(model, "eval_prompts.jsonl");
             if (!File.Exists(promptsPath)) throw new ArgumentException($"prompt file {promptsPath} not found");
             var records = TextDataset.ReadJsonl(promptsPath);
