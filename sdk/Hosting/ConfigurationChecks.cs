@@ -1,7 +1,10 @@
 using System.Collections;
+using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Globalization;
 using System.Reflection;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace NextFlowRL.Hosting;
 
@@ -33,6 +36,36 @@ public static class ConfigurationChecks
             : new ConfigurationBuilder().AddInMemoryCollection(section.AsEnumerable().Where(kv => !bad.Contains(kv.Key))).Build().GetSection(section.Path);
         kept.Bind(options);
         return problems;
+    }
+
+    /// <summary>
+    /// <c>OptionsBuilder.Bind</c> that reports instead of throwing: the options are bound with <see cref="Bind"/>, and
+    /// their validation lists every value of the wrong type together with what <paramref name="validate"/> finds in the
+    /// bound options (one <see cref="OptionsValidationException"/> naming all problems, never the first alone).
+    /// </summary>
+    /// <param name="builder">The options to bind.</param>
+    /// <param name="section">The section they are bound from (read when the options are first created).</param>
+    /// <param name="validate">Further checks of the bound options, one message per problem (null: none).</param>
+    public static OptionsBuilder<TOptions> BindReportingProblems<TOptions>(this OptionsBuilder<TOptions> builder, IConfigurationSection section,
+        Func<TOptions, IEnumerable<string>>? validate = null) where TOptions : class
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(section);
+        var mistyped = new ConcurrentDictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        builder.Configure(options => mistyped[builder.Name] = Bind(section, options));
+        builder.Services.AddSingleton<IValidateOptions<TOptions>>(new ProblemsValidator<TOptions>(builder.Name, mistyped, validate));
+        return builder;
+    }
+
+    private sealed class ProblemsValidator<TOptions>(string name, ConcurrentDictionary<string, IReadOnlyList<string>> mistyped,
+        Func<TOptions, IEnumerable<string>>? validate) : IValidateOptions<TOptions> where TOptions : class
+    {
+        public ValidateOptionsResult Validate(string? optionsName, TOptions options)
+        {
+            if ((optionsName ?? Options.DefaultName) != name) return ValidateOptionsResult.Skip;
+            var problems = (mistyped.TryGetValue(name, out var bad) ? bad : []).Concat(validate?.Invoke(options) ?? []).ToList();
+            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+        }
     }
 
     /// <summary>The type a configuration path sets below <paramref name="type"/>, or null when the path names nothing.</summary>

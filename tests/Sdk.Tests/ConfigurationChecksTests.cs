@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using NextFlowRL.Hosting;
 using Xunit;
 
@@ -68,5 +70,29 @@ public sealed class ConfigurationChecksTests
         var plain = new Options();
         section.Bind(plain);
         Assert.Equal((plain.Rate, plain.Flag, plain.Items.Count), (checkedBind.Rate, checkedBind.Flag, checkedBind.Items.Count));
+    }
+
+    /// <summary>The options as a container gives them, bound with <see cref="ConfigurationChecks.BindReportingProblems"/>.</summary>
+    private static IOptions<Options> Validated(IConfigurationSection section, Func<Options, IEnumerable<string>> validate)
+    {
+        var services = new ServiceCollection();
+        services.AddOptions<Options>().BindReportingProblems(section, validate);
+        return services.BuildServiceProvider().GetRequiredService<IOptions<Options>>();
+    }
+
+    [Fact]
+    public void ValidatedOptionsListTypeErrorsAndTheOtherProblemsTogetherOnFirstUse()
+    {
+        var options = Validated(Section(("Rate", "abc"), ("Inner:Count", "many"), ("Name", "x")), o => o.Name.Length < 2 ? [$"S:Name: '{o.Name}' is too short"] : []);
+        var e = Assert.Throws<OptionsValidationException>(() => options.Value);
+        Assert.Equal(["S:Inner:Count: 'many' is not a whole number", "S:Name: 'x' is too short", "S:Rate: 'abc' is not a number"], e.Failures.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void ValidatedOptionsBindWhenEverythingIsRight()
+    {
+        var value = Validated(Section(("Rate", "0.25"), ("Name", "ok")), o => o.Name.Length < 2 ? ["too short"] : []).Value;
+        Assert.Equal(0.25, value.Rate);
+        Assert.Equal("ok", value.Name);
     }
 }

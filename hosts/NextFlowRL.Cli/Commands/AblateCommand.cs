@@ -25,8 +25,8 @@ internal static class AblateCommand
         var command = new Command("ablate", "Compare vanilla GRPO, +PANW, +VMR, +MP and the full method at equal steps and seeds.") { steps, seeds, outDir, extra, only };
         command.SetAction(async (parse, ct) =>
         {
-            var baseOptions = TrainingConfig.Bind(context.Configuration);
-            if (parse.GetValue(steps) is { } n) baseOptions.Steps = n;
+            if (parse.GetValue(steps) is { } n) context.Override("Train:Steps", n);
+            var baseOptions = TrainingConfig.Bind(context);
             var seedList = ParseSeeds(parse.GetValue(seeds)!);
             var variants = AblationVariant.Standard(baseOptions.Alpha > 0 ? baseOptions.Alpha : 0.7).ToList();
             if (parse.GetValue(only) is { Length: > 0 } filters)

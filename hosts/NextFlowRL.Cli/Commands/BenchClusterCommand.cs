@@ -26,7 +26,7 @@ internal static class BenchClusterCommand
             var dll = parse.GetValue(worker) ?? WorkerProcess.Find(AppContext.BaseDirectory)
                 ?? throw new CliUsageException($"no {WorkerProcess.DllName} beside nextflow-rl or in this repository's build: build hosts/NextFlowRL.Worker or give --worker PATH");
             if (!File.Exists(dll)) throw new CliUsageException($"--worker: '{dll}' does not exist");
-            var options = TrainingConfig.Bind(context.Configuration);
+            var options = TrainingConfig.Bind(context);
             options.Evaluate = false;
             if (options.Cluster.ShardPrompts <= 0) options.Cluster.ShardPrompts = (options.PromptsPerStep + counts.Max() - 1) / counts.Max();
             TrainingConfig.EnsureValid(options);

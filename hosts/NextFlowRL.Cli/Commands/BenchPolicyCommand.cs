@@ -46,7 +46,7 @@ internal static class BenchPolicyCommand
             TorchSharp.torch.set_num_threads(t);
             var rows = parse.GetValue(prompts) is { Length: > 0 } given ? given : ["207", "0", "999", "1"];
             var sampling = policyOptions.Sampling(context, parse) with { Temperature = 1 };
-            var name = parse.GetValue(policyOptions.Policy) ?? TrainingConfig.Bind(context.Configuration).Policy;
+            var name = parse.GetValue(policyOptions.Policy) ?? TrainingConfig.Bind(context).Policy;
 
             var rssBefore = ResidentMemory.ResetPeak();
             var clock = Stopwatch.StartNew();

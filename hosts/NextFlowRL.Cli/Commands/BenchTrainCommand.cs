@@ -19,7 +19,7 @@ internal static class BenchTrainCommand
         {
             int n = parse.GetValue(steps);
             if (n < 2) throw new CliUsageException($"--steps must be at least 2, got {n}");
-            var options = TrainingConfig.Bind(context.Configuration);
+            var options = TrainingConfig.Bind(context);
             options.Evaluate = false;
             TrainingConfig.EnsureValid(options);
             var host = context.ValidatedHost();

@@ -29,7 +29,7 @@ internal static class EvalCommand
         policy.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
-            var defaults = TrainingConfig.Bind(context.Configuration);
+            var defaults = TrainingConfig.Bind(context);
             var file = TrainingConfig.Expand(parse.GetValue(prompts)) ?? defaults.EvalPrompts
                 ?? throw new CliUsageException("no prompt file: give --prompts FILE (or set Train:EvalPrompts)");
             if (!File.Exists(file)) throw new CliUsageException($"prompt file '{file}' not found");

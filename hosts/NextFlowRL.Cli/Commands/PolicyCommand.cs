@@ -36,7 +36,7 @@ internal static class PolicyCommand
     private static INextScalePolicy Load(CliContext context, ParseResult parse, (Option<string?> Policy, Option<string?> Checkpoint) o)
     {
         var host = context.ValidatedHost();
-        var defaults = TrainingConfig.Bind(context.Configuration);
+        var defaults = TrainingConfig.Bind(context);
         return host.GetPolicyProvider(parse.GetValue(o.Policy) ?? defaults.Policy).Load(PolicyOptions.ResolveCheckpoint(parse.GetValue(o.Checkpoint)));
     }
 

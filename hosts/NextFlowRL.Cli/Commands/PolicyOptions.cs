@@ -30,14 +30,14 @@ internal sealed class PolicyOptions
     public INextScalePolicy Load(CliContext context, ParseResult parse)
     {
         var host = context.ValidatedHost();
-        var defaults = TrainingConfig.Bind(context.Configuration);
+        var defaults = TrainingConfig.Bind(context);
         var provider = host.GetPolicyProvider(parse.GetValue(Policy) ?? defaults.Policy);
         return provider.Load(ResolveCheckpoint(parse.GetValue(Checkpoint)));
     }
 
     public SamplingOptions Sampling(CliContext context, ParseResult parse)
     {
-        var rollout = TrainingConfig.Bind(context.Configuration).Rollout;
+        var rollout = TrainingConfig.Bind(context).Rollout;
         var options = new SamplingOptions
         {
             Seed = parse.GetValue(Seed),

@@ -33,14 +33,15 @@ internal static class TrainCommand
                     throw new CliUsageException("--resume continues a run with its saved configuration: --out and --seed cannot change");
                 dir = resumeDir;
                 options = LoadSaved(dir);
+                if (parse.GetValue(steps) is { } more) options.Steps = more;
             }
             else
             {
-                options = TrainingConfig.Bind(context.Configuration);
-                if (parse.GetValue(seed) is { } s) options.Seed = s;
+                if (parse.GetValue(seed) is { } s) context.Override("Train:Seed", s);
+                if (parse.GetValue(steps) is { } n) context.Override("Train:Steps", n);
+                options = TrainingConfig.Bind(context);
                 dir = parse.GetValue(outDir) ?? Path.Combine("runs", "train-" + DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
             }
-            if (parse.GetValue(steps) is { } n) options.Steps = n;
             TrainingConfig.EnsureValid(options);
             var summary = await RunAsync(context, options, dir, resumeDir is not null, ct);
             return summary.Cancelled ? Cli.Cancelled : Cli.Ok;

@@ -1,45 +1,64 @@
+using Microsoft.Extensions.Options;
+using NextFlowRL.Hosting;
 using NextFlowRL.Training;
 
 namespace NextFlowRL.Cli.Commands;
 
-/// <summary>Reads <see cref="TrainerOptions"/> from configuration section <c>Train</c> and expands path tokens.</summary>
+/// <summary>
+/// <see cref="TrainerOptions"/> as validated <c>IOptions</c> of the CLI's host: bound from section <c>Train</c> with
+/// every value of the wrong type and every other problem listed at once, path tokens expanded.
+/// </summary>
 internal static class TrainingConfig
 {
     /// <summary>Token in configured paths that stands for the directory of the nextflow-rl executable.</summary>
     public const string AppBaseToken = "$(AppBase)";
 
-    public static TrainerOptions Bind(IConfiguration configuration)
+    /// <summary>
+    /// Registers the options. Not validated on start: commands that do not train (<c>score</c>, <c>plugins</c>) must not
+    /// fail on the training section; the commands that read it validate it on first use (<see cref="Bind"/>).
+    /// </summary>
+    public static void Add(IServiceCollection services, IConfiguration configuration) =>
+        services.AddOptions<TrainerOptions>()
+            .BindReportingProblems(configuration.GetSection(TrainerOptions.Section), o => o.Validate())
+            .PostConfigure(ExpandPaths);
+
+    /// <summary>A copy of the configured options, for a command to adjust (<c>--steps</c>, <c>--seed</c>).</summary>
+    /// <exception cref="ConfigurationException">Every problem of the section, listed.</exception>
+    public static TrainerOptions Bind(CliContext context)
     {
-        var options = new TrainerOptions();
-        IReadOnlyList<string> mistyped;
         try
         {
-            mistyped = Hosting.ConfigurationChecks.Bind(configuration.GetSection(TrainerOptions.Section), options);
+            return context.Host.Services.GetRequiredService<IOptions<TrainerOptions>>().Value.Clone();
+        }
+        catch (OptionsValidationException e)
+        {
+            throw Invalid(e.Failures.ToList());
         }
         catch (InvalidOperationException e)
         {
-            throw new Hosting.ConfigurationException($"configuration section Train: {e.Message}", e);
+            throw new ConfigurationException($"configuration section Train: {e.Message}", e);
         }
-        // Values of the wrong type and every other problem, in one message.
-        if (mistyped.Count > 0) Throw([.. mistyped, .. options.Validate()]);
+    }
+
+    private static void ExpandPaths(TrainerOptions options)
+    {
         options.TrainPrompts = Expand(options.TrainPrompts);
         options.EvalPrompts = Expand(options.EvalPrompts);
         options.ValidationPrompts = Expand(options.ValidationPrompts);
         options.Checkpoint = Expand(options.Checkpoint);
         foreach (var name in options.EvalSets.Keys.ToList()) options.EvalSets[name] = Expand(options.EvalSets[name]) ?? "";
-        return options;
     }
 
     public static string? Expand(string? path) =>
         string.IsNullOrWhiteSpace(path) ? null : Path.GetFullPath(path.Replace(AppBaseToken, AppContext.BaseDirectory.TrimEnd('/', '\\'), StringComparison.Ordinal));
 
-    /// <summary>Throws with every problem listed when the options are invalid.</summary>
+    /// <summary>Throws with every problem listed when options a command adjusted are invalid.</summary>
     public static void EnsureValid(TrainerOptions options)
     {
         var errors = options.Validate();
-        if (errors.Count > 0) Throw(errors);
+        if (errors.Count > 0) throw Invalid(errors);
     }
 
-    private static void Throw(IReadOnlyList<string> errors) =>
-        throw new Hosting.ConfigurationException($"invalid training configuration ({errors.Count} problem{(errors.Count == 1 ? "" : "s")}):\n  " + string.Join("\n  ", errors));
+    private static ConfigurationException Invalid(IReadOnlyList<string> errors) =>
+        new($"invalid training configuration ({errors.Count} problem{(errors.Count == 1 ? "" : "s")}):\n  " + string.Join("\n  ", errors));
 }
