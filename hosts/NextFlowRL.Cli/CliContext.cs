@@ -42,6 +42,7 @@ internal sealed class CliContext : IDisposable
         using var loading = LoggerFactory.Create(Logging);
         builder.Services.AddNextFlowRL(builder.Configuration, builtIn: null, Globals.PluginDirectories.Select(Path.GetFullPath), loading);
         Commands.TrainingConfig.Add(builder.Services, builder.Configuration);
+        builder.Services.AddSingleton<NextFlowRL.Plugins.IProgressDisplay, ConsoleProgress.Display>(); // plugin commands show the CLI's display
         _app = builder.Build();
         return NextFlowRLHost.From(_app.Services);
     }

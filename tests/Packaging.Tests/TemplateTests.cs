@@ -49,7 +49,7 @@ public sealed class TemplateTests(PackedFeed feed)
 
         var list = await CliRunner.RunAsync(["plugins", "--plugins-dir", plugins], Long);
         Assert.True(list.ExitCode == 0, list.ToString());
-        Assert.Matches($@"{component}\s*│\s*{kind}\s*│\s*loaded", list.Stdout);
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(list.Stdout, $@"{component}\s*│\s*{kind}\s*│\s*loaded"), list.ToString());
         return plugins;
     }
 

@@ -215,19 +215,23 @@ public sealed class PretrainingTests
         var cfg = Tiny.Config() with { Tokenizer = Tiny.Config().Tokenizer with { ImageSize = 64, Downsamples = 4, Architecture = architecture } };
         var log = new StringWriter();
         var tokDir = Path.Combine(root, "tok");
-        var o = new PretrainOptions { OutDir = tokDir, Steps = 2, Batch = 2, Warmup = 1, CheckpointEvery = 1, LogEvery = 1, Config = cfg, Threads = 0 };
+        var o = new PretrainOptions { OutDir = tokDir, Steps = 2, Batch = 2, Warmup = 1, CheckpointEvery = 1, Config = cfg, Threads = 0 };
         double mse = Pretrainer.TrainTokenizer(o, log);
         Assert.True(mse is > 0 and < 1);
-        Assert.Contains(architecture == "linear" ? "tokenizer k-means [2/2]" : "tokenizer [", log.ToString());
+        Assert.Contains(architecture == "linear" ? "tokenizer k-means [########################] 2/2" : "tokenizer [########################] 2/2", log.ToString());
         var genDir = Path.Combine(root, "gen");
         var go = o with { OutDir = genDir, TokenizerCheckpoint = tokDir };
         double loss = Pretrainer.TrainGenerator(go, log);
         Assert.True(double.IsFinite(loss));
         Assert.Contains("\"Step\":2", File.ReadAllText(Path.Combine(genDir, "trainer_state.json")));
-        // Resume to step 3 from the checkpoint.
-        Pretrainer.TrainGenerator(go with { Steps = 3, TokenizerCheckpoint = null }, log);
+        Assert.Contains("generator [########################] 2/2", log.ToString());
+        // Resume to step 3 from the checkpoint, shown on the display the host gives.
+        var display = new RecordingDisplay();
+        Pretrainer.TrainGenerator(go with { Steps = 3, TokenizerCheckpoint = null }, log, display);
         Assert.Contains("\"Step\":3", File.ReadAllText(Path.Combine(genDir, "trainer_state.json")));
-        Assert.Contains("generator [####################] 3/3", log.ToString());
+        Assert.Equal(("generator (from step 2)", 1, "steps"), Assert.Single(display.Started));
+        Assert.StartsWith("loss ", Assert.Single(display.Details));
+        Assert.True(display.Disposed);
         using var policy = new VarPolicyProvider("var", new VarPolicyOptions { Checkpoint = genDir }).Load(null);
         using var t = policy.Sample(["'ABC'"], SamplingOptions.Plain(1));
         Assert.Equal(64, policy.Decode(t)[0].Width);
@@ -435,4 +439,24 @@ public sealed class DataTests
         File.WriteAllText(path, "{\"prompt\": 3}\n");
         Assert.Contains(":1:", Assert.Throws<InvalidDataException>(() => TextDataset.ReadJsonl(path)).Message);
     }
+}
+
+/// <summary>A progress display that records what it is shown (the pretraining loop's observer, not a replacement for it).</summary>
+internal sealed class RecordingDisplay : NextFlowRL.Plugins.IProgressDisplay, NextFlowRL.Plugins.IProgressTask
+{
+    public List<(string Label, int Total, string Unit)> Started { get; } = [];
+
+    public List<string?> Details { get; } = [];
+
+    public bool Disposed { get; private set; }
+
+    public NextFlowRL.Plugins.IProgressTask Start(string label, int total, string unit = "items")
+    {
+        Started.Add((label, total, unit));
+        return this;
+    }
+
+    public void Advance(int count = 1, string? detail = null) => Details.Add(detail);
+
+    public void Dispose() => Disposed = true;
 }

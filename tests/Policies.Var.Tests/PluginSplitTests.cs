@@ -58,3 +58,24 @@ public sealed class PluginSplitTests : IDisposable
         }
     }
 }
+
+/// <summary>The pretraining commands as a user runs them: defaults for every option not given, the host's display.</summary>
+public sealed class PretrainCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("nf-pretrain-cmd-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task TokenizerWithoutScalesUsesTheDefaultScheduleAndShowsRoundsOnTheDisplay()
+    {
+        var display = new RecordingDisplay();
+        var command = new NextFlowRL.Policies.Var.Commands.PretrainTokenizerCommand(display);
+        int code = await command.InvokeAsync(["--out", _dir, "--steps", "1", "--batch", "2", "--threads", "0"], CancellationToken.None);
+        Assert.Equal(0, code);
+        var config = NextFlowRL.Policies.Var.Model.VarModelConfig.FromJson(File.ReadAllText(Path.Combine(_dir, "config.json")), "config.json");
+        Assert.Equal(new NextFlowRL.Policies.Var.Model.TokenizerConfig().Scales.Select(s => string.Join('x', s)), config.Tokenizer.Scales.Select(s => string.Join('x', s)));
+        Assert.Equal(("tokenizer k-means", 1, "rounds"), Assert.Single(display.Started));
+        Assert.True(display.Disposed);
+    }
+}

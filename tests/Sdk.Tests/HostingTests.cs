@@ -93,7 +93,7 @@ public sealed class HostingTests : IDisposable
         var report = Report(host, "Fixture.FromTheFuture");
         Assert.Equal(PluginStatus.Incompatible, report.Status);
         Assert.Contains("NextFlowRL.Abstractions 2.0", report.Reason);
-        Assert.Contains("1.0", report.Reason);
+        Assert.Contains("1.1", report.Reason);
     }
 
     [Fact]

@@ -24,9 +24,10 @@ public class PublicApiTests
     public void ImagingApi() => Snapshots.Match(Api(typeof(NextFlowRL.Imaging.ImageFile)));
 
     [Fact]
-    public void ContractVersionIsOneDotZero()
+    public void ContractVersionsAreTheReleasedOnes()
     {
-        Assert.Equal(new Version(1, 0, 0, 0), typeof(NextFlowRL.Rewards.IRewardModel).Assembly.GetName().Version);
+        // 1.1: CommandLineCommand and the progress display (IProgressDisplay, PlainProgressDisplay), both additive.
+        Assert.Equal(new Version(1, 1, 0, 0), typeof(NextFlowRL.Rewards.IRewardModel).Assembly.GetName().Version);
         Assert.Equal(new Version(1, 0, 0, 0), typeof(NextFlowRL.Policies.INextScalePolicy).Assembly.GetName().Version);
         Assert.Equal(new Version(1, 0, 0, 0), typeof(NextFlowRL.Imaging.ImageFile).Assembly.GetName().Version);
         Assert.Equal(3, NextFlowRL.Hosting.PluginLoader.ContractAssemblies.Count);

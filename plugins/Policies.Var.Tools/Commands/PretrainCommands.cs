@@ -7,8 +7,11 @@ using NextFlowRL.Policies.Var.Training;
 namespace NextFlowRL.Policies.Var.Commands;
 
 /// <summary>The options both pretraining stages share, declared once (System.CommandLine through <see cref="CommandLineCommand"/>).</summary>
-public abstract class PretrainCommandBase : CommandLineCommand
+public abstract class PretrainCommandBase(IProgressDisplay? progress) : CommandLineCommand
 {
+    /// <summary>The host's progress display (plain lines on standard error when the host registers none).</summary>
+    private protected IProgressDisplay Progress { get; } = progress ?? new PlainProgressDisplay();
+
     private protected readonly Option<string> Out = new("--out") { Description = "Output directory (a run resumes when it holds one).", Required = true };
     private protected readonly Option<int> Steps = Integer("--steps", "Total optimizer steps.", 2000, 1);
     private protected readonly Option<int> Batch = Integer("--batch", "Images per step.", 32, 1, 4096);
@@ -16,7 +19,6 @@ public abstract class PretrainCommandBase : CommandLineCommand
     private protected readonly Option<int> Warmup = Integer("--warmup", "Warmup steps.", 100, 1);
     private protected readonly Option<int> Seed = Integer("--seed", "Data and initialization seed.", 1);
     private protected readonly Option<int> CheckpointEvery = Integer("--checkpoint-every", "Checkpoint interval in steps (and at the end).", 200, 1);
-    private protected readonly Option<int> LogEvery = Integer("--log-every", "Progress line interval in steps.", 20, 1);
     private protected readonly Option<int> Threads = Integer("--threads", "Torch intra-op threads (0 = leave as is).", 2, 0, 256);
     private protected readonly Option<double> MaxMinutes = Number("--max-minutes", "Stop after this many minutes, checkpointing first (0 = no limit).", 0, 0);
     private protected readonly Option<string> Name = new("--name") { Description = "Model name written into config.json.", DefaultValueFactory = _ => "tiny-text" };
@@ -25,7 +27,7 @@ public abstract class PretrainCommandBase : CommandLineCommand
     private protected Command Create(string description, IEnumerable<Option> extra, Func<ParseResult, CancellationToken, int> body)
     {
         var command = new Command(Path[^1], description);
-        foreach (var option in new Option[] { Out, Steps, Batch, Lr, Warmup, Seed, CheckpointEvery, LogEvery, Threads, MaxMinutes, Name }.Concat(extra))
+        foreach (var option in new Option[] { Out, Steps, Batch, Lr, Warmup, Seed, CheckpointEvery, Threads, MaxMinutes, Name }.Concat(extra))
             command.Options.Add(option);
         command.SetAction((parse, ct) => Task.FromResult(body(parse, ct)));
         return command;
@@ -40,7 +42,6 @@ public abstract class PretrainCommandBase : CommandLineCommand
         Warmup = a.GetValue(Warmup),
         Seed = a.GetValue(Seed),
         CheckpointEvery = a.GetValue(CheckpointEvery),
-        LogEvery = a.GetValue(LogEvery),
         Threads = a.GetValue(Threads),
         MaxSeconds = a.GetValue(MaxMinutes) * 60,
         Config = config,
@@ -77,7 +78,8 @@ public abstract class PretrainCommandBase : CommandLineCommand
 }
 
 /// <summary><c>nextflow-rl pretrain tokenizer</c>: trains the multi-scale VQ-VAE on synthetic text renders.</summary>
-public sealed class PretrainTokenizerCommand : PretrainCommandBase
+/// <param name="progress">The host's progress display (optional).</param>
+public sealed class PretrainTokenizerCommand(IProgressDisplay? progress = null) : PretrainCommandBase(progress)
 {
     /// <inheritdoc/>
     public override IReadOnlyList<string> Path { get; } = ["pretrain", "tokenizer"];
@@ -101,21 +103,22 @@ public sealed class PretrainTokenizerCommand : PretrainCommandBase
             var tc = new TokenizerConfig
             {
                 Architecture = a.GetValue(arch)!,
-                Scales = a.GetValue(scales) ?? d.Scales,
+                Scales = a.GetValue(scales) is { Length: > 0 } given ? given : d.Scales, // an option not given reads as an empty array
                 CodebookSize = a.GetValue(codebook),
                 Channels = a.GetValue(channels),
                 LatentChannels = a.GetValue(latent),
                 Downsamples = a.GetValue(downsamples),
             };
             tc.Validate();
-            Pretrainer.TrainTokenizer(Options(a, new VarModelConfig { Name = a.GetValue(Name)!, Tokenizer = tc }), Console.Out, ct);
+            Pretrainer.TrainTokenizer(Options(a, new VarModelConfig { Name = a.GetValue(Name)!, Tokenizer = tc }), Console.Out, Progress, ct);
             return 0;
         });
     }
 }
 
 /// <summary><c>nextflow-rl pretrain generator</c>: trains the next-scale transformer on a frozen tokenizer.</summary>
-public sealed class PretrainGeneratorCommand : PretrainCommandBase
+/// <param name="progress">The host's progress display (optional).</param>
+public sealed class PretrainGeneratorCommand(IProgressDisplay? progress = null) : PretrainCommandBase(progress)
 {
     /// <inheritdoc/>
     public override IReadOnlyList<string> Path { get; } = ["pretrain", "generator"];
@@ -148,7 +151,7 @@ public sealed class PretrainGeneratorCommand : PretrainCommandBase
                 if (!File.Exists(initPath)) throw new InvalidDataException($"{initPath}: model config not found.");
                 var loaded = VarModelConfig.FromJson(File.ReadAllText(initPath), initPath);
                 var config = loaded with { Generator = loaded.Generator with { CondDropout = Given(dropout) ? a.GetValue(dropout) : loaded.Generator.CondDropout } };
-                Pretrainer.TrainGenerator(Options(a, config) with { InitCheckpoint = initDir }, Console.Out, ct);
+                Pretrainer.TrainGenerator(Options(a, config) with { InitCheckpoint = initDir }, Console.Out, Progress, ct);
                 return 0;
             }
             if (tokDir is null && !resume) throw new ArgumentException("--tokenizer TOKDIR (or --init MODELDIR) is required for a fresh run");
@@ -161,7 +164,7 @@ public sealed class PretrainGeneratorCommand : PretrainCommandBase
             }
             var gc = new GeneratorConfig { Dim = a.GetValue(dim), Depth = a.GetValue(depth), Heads = a.GetValue(heads), CondDropout = a.GetValue(dropout) };
             gc.Validate();
-            Pretrainer.TrainGenerator(Options(a, new VarModelConfig { Name = a.GetValue(Name)!, Tokenizer = tc, Generator = gc }, tokDir), Console.Out, ct);
+            Pretrainer.TrainGenerator(Options(a, new VarModelConfig { Name = a.GetValue(Name)!, Tokenizer = tc, Generator = gc }, tokDir), Console.Out, Progress, ct);
             return 0;
         });
     }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using NextFlowRL.Imaging;
+using NextFlowRL.Plugins;
 using NextFlowRL.Policies.Var.Data;
 using NextFlowRL.Policies.Var.Model;
 using NextFlowRL.Torch.Checkpoints;
@@ -33,9 +34,6 @@ public sealed record PretrainOptions
 
     /// <summary>Checkpoint interval in steps (and at the end).</summary>
     public int CheckpointEvery { get; init; } = 200;
-
-    /// <summary>Progress line interval in steps.</summary>
-    public int LogEvery { get; init; } = 20;
 
     /// <summary>Torch intra-op threads (0 = leave as is).</summary>
     public int Threads { get; init; }
@@ -87,10 +85,14 @@ public static class Pretrainer
 
     /// <summary>Trains the tokenizer (reconstruction MSE + VQ loss, dead-code restarts). Resumes from <c>OutDir</c> when it holds a tokenizer checkpoint.</summary>
     /// <returns>The final mean squared reconstruction error on a fixed held-out batch (pixels in [0, 1]).</returns>
-    public static double TrainTokenizer(PretrainOptions o, TextWriter log, CancellationToken ct = default)
+    /// <param name="o">What to train and where.</param>
+    /// <param name="log">Where the stage's messages go.</param>
+    /// <param name="progress">The step display (null: plain lines on <paramref name="log"/>).</param>
+    /// <param name="ct">Stops at the next step, with a checkpoint.</param>
+    public static double TrainTokenizer(PretrainOptions o, TextWriter log, IProgressDisplay? progress = null, CancellationToken ct = default)
     {
         if (o.Threads > 0) set_num_threads(o.Threads);
-        if (o.Config.Tokenizer.Architecture == "linear") return FitLinearTokenizer(o, log);
+        if (o.Config.Tokenizer.Architecture == "linear") return FitLinearTokenizer(o, log, progress);
         var (model, state) = OpenOrCreate(o, "tokenizer", o.Config);
         using var _m = model;
         var tok = model.Tokenizer;
@@ -100,7 +102,7 @@ public static class Pretrainer
         LoadOptimizer(o.OutDir, opt, state);
         var usage = zeros(model.Config.Tokenizer.CodebookSize, dtype: ScalarType.Int64);
         var gen = new Generator((ulong)o.Seed);
-        int steps = RunSteps(o, "tokenizer", model, opt, state, log, (step, ema) =>
+        int steps = RunSteps(o, "tokenizer", model, opt, state, progress ?? new PlainProgressDisplay(log), (step, ema) =>
         {
             var (_, images) = Batch(o.Seed, step, o.Batch);
             var x = ImageTensors.FromImages(images);
@@ -134,7 +136,7 @@ public static class Pretrainer
     /// Fits the linear tokenizer in closed form: the patch basis by PCA (uncentred) of patches of rendered training
     /// images, then the shared codebook by <c>Steps</c> rounds of k-means (Lloyd) on the residuals of all scales.
     /// </summary>
-    public static double FitLinearTokenizer(PretrainOptions o, TextWriter log)
+    public static double FitLinearTokenizer(PretrainOptions o, TextWriter log, IProgressDisplay? progress = null)
     {
         manual_seed(o.Seed);
         using var model = new VarModel(o.Config);
@@ -160,6 +162,7 @@ public static class Pretrainer
         // scale sees, so a round can make the reconstruction worse: the codebook of the best round is kept.
         double best = double.PositiveInfinity;
         var bestCodes = tok.Codebook.clone();
+        using (var rounds = (progress ?? new PlainProgressDisplay(log)).Start("tokenizer k-means", o.Steps, "rounds"))
         for (int round = 0; round < o.Steps; round++)
         {
             using var inner = NewDisposeScope();
@@ -177,8 +180,7 @@ public static class Pretrainer
                 best = mse;
                 bestCodes.copy_(tok.Codebook);
             }
-            log.WriteLine($"tokenizer k-means [{round + 1}/{o.Steps}] reconstruction MSE {mse:F5}, {used.sum().item<long>()} codes used, {revived} revived, {clock.Elapsed.TotalSeconds:F0}s");
-            log.Flush();
+            rounds.Advance(1, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"reconstruction MSE {mse:F5}, {used.sum().item<long>()} codes used, {revived} revived"));
         }
         tok.SetCodebook(bestCodes);
         log.WriteLine($"tokenizer: kept the codebook of the best round (fitting-batch MSE {best:F5})");
@@ -202,7 +204,11 @@ public static class Pretrainer
 
     /// <summary>Trains the generator on the frozen tokenizer (cross-entropy over all scales, condition dropout for CFG).</summary>
     /// <returns>The final smoothed training loss.</returns>
-    public static double TrainGenerator(PretrainOptions o, TextWriter log, CancellationToken ct = default)
+    /// <param name="o">What to train and where.</param>
+    /// <param name="log">Where the stage's messages go.</param>
+    /// <param name="progress">The step display (null: plain lines on <paramref name="log"/>).</param>
+    /// <param name="ct">Stops at the next step, with a checkpoint.</param>
+    public static double TrainGenerator(PretrainOptions o, TextWriter log, IProgressDisplay? progress = null, CancellationToken ct = default)
     {
         if (o.Threads > 0) set_num_threads(o.Threads);
         var (model, state) = OpenOrCreate(o, "generator", o.Config);
@@ -230,7 +236,7 @@ public static class Pretrainer
         using var opt = new PretrainOptimizer(g.named_parameters().Select(p => (p.name, p.parameter)), s => Lr(o, s), o.LearningRate, weightDecay: 0.01);
         LoadOptimizer(o.OutDir, opt, state);
         int scales = model.Config.Tokenizer.Scales.Length;
-        return RunSteps(o, "generator", model, opt, state, log, (step, ema) =>
+        return RunSteps(o, "generator", model, opt, state, progress ?? new PlainProgressDisplay(log), (step, ema) =>
         {
             var (examples, images) = Batch(o.Seed, step, o.Batch);
             var drop = new Random(HashCode.Combine(o.Seed, step, 0xD0));
@@ -251,17 +257,18 @@ public static class Pretrainer
     /// </summary>
     /// <returns>The completed step count and the final smoothed loss.</returns>
     private static (int Step, double Loss) RunSteps(PretrainOptions o, string stage, VarModel model, PretrainOptimizer opt, TrainerState? state,
-        TextWriter log, Func<int, double, double> body, CancellationToken ct)
+        IProgressDisplay display, Func<int, double, double> body, CancellationToken ct)
     {
         int step = state?.Step ?? 0;
         double startSeconds = state?.Seconds ?? 0, ema = state?.Loss ?? double.NaN;
         var clock = Stopwatch.StartNew();
+        using var progress = display.Start(step == 0 ? stage : $"{stage} (from step {step})", o.Steps - step, "steps");
         while (step < o.Steps && !ct.IsCancellationRequested)
         {
             using (NewDisposeScope()) ema = body(step, ema);
             step++;
             double elapsed = clock.Elapsed.TotalSeconds;
-            Progress(log, stage, step, o, ema, elapsed, state?.Step ?? 0);
+            progress.Advance(1, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"loss {ema:F4}"));
             bool timeUp = o.MaxSeconds > 0 && elapsed >= o.MaxSeconds;
             if (step % o.CheckpointEvery == 0 || step == o.Steps || timeUp || ct.IsCancellationRequested)
                 Checkpoint(o.OutDir, model, opt, new TrainerState(stage, step, o.Seed, ema, startSeconds + elapsed));
@@ -315,15 +322,5 @@ public static class Pretrainer
         StateDictFile.WriteSafetensors(Path.Combine(dir, OptimFile), opt.State());
         model.Save(dir);
         AtomicFile.WriteAllText(Path.Combine(dir, StateFile), JsonSerializer.Serialize(state));
-    }
-
-    private static void Progress(TextWriter log, string stage, int step, PretrainOptions o, double loss, double elapsed, int startStep)
-    {
-        if (step % o.LogEvery != 0 && step != o.Steps) return;
-        double perStep = elapsed / Math.Max(1, step - startStep);
-        var eta = TimeSpan.FromSeconds(perStep * (o.Steps - step));
-        int filled = (int)(20.0 * step / o.Steps);
-        log.WriteLine($"{stage} [{new string('#', filled)}{new string('.', 20 - filled)}] {step}/{o.Steps} loss {loss:F4} {perStep:F2}s/step ETA {eta:hh\\:mm\\:ss}");
-        log.Flush();
     }
 }
