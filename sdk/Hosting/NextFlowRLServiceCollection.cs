@@ -37,9 +37,12 @@ public static class NextFlowRLServiceCollectionExtensions
             components.AddRange(staged.Components.Select(c => (c, "built-in")));
         }
 
+        // Bound here, not on first use like other options: the plugin folders must be known before the container that the
+        // plugins register into exists. The container then holds the very options the plugins were loaded with.
         var options = new PluginHostOptions();
         var mistyped = ConfigurationChecks.Bind(configuration.GetSection(PluginHostOptions.Section), options);
         if (mistyped.Count > 0) throw new ConfigurationException(string.Join("; ", mistyped));
+        services.AddSingleton<Microsoft.Extensions.Options.IOptions<PluginHostOptions>>(Microsoft.Extensions.Options.Options.Create(options));
         var directories = new List<string> { Path.Combine(AppContext.BaseDirectory, "plugins") };
         directories.AddRange(pluginDirectories ?? []);
         directories.AddRange(options.Directories.Select(Path.GetFullPath));

@@ -155,6 +155,10 @@ public sealed class HostingTests : IDisposable
         TestPlugins.Create(_root, "Fixture.Red", TestPlugins.RedRewardSource);
         using var host = Build("Plugins:Disabled:0=Fixture.Red");
         Assert.DoesNotContain(host.Plugins, p => p.Name == "Fixture.Red");
+        // The container holds the options the plugins were loaded with.
+        var options = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions
+            .GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginHostOptions>>(host.Services).Value;
+        Assert.Equal(["Fixture.Red"], options.Disabled);
     }
 
     [Fact]
