@@ -26,9 +26,10 @@ public class PublicApiTests
     [Fact]
     public void ContractVersionsAreTheReleasedOnes()
     {
-        // 1.1: CommandLineCommand and the progress display (IProgressDisplay, PlainProgressDisplay), both additive.
+        // Additions since the 0.1.0 baseline, each a minor version: Abstractions 1.1 (CommandLineCommand, the progress
+        // display), Abstractions.Policies 1.1 (SamplingOptions.RowSeeds, SamplingRandom); Imaging is unchanged.
         Assert.Equal(new Version(1, 1, 0, 0), typeof(NextFlowRL.Rewards.IRewardModel).Assembly.GetName().Version);
-        Assert.Equal(new Version(1, 0, 0, 0), typeof(NextFlowRL.Policies.INextScalePolicy).Assembly.GetName().Version);
+        Assert.Equal(new Version(1, 1, 0, 0), typeof(NextFlowRL.Policies.INextScalePolicy).Assembly.GetName().Version);
         Assert.Equal(new Version(1, 0, 0, 0), typeof(NextFlowRL.Imaging.ImageFile).Assembly.GetName().Version);
         Assert.Equal(3, NextFlowRL.Hosting.PluginLoader.ContractAssemblies.Count);
     }
