@@ -97,6 +97,41 @@ public sealed class TrainCliTests : IDisposable
     }
 
     [Fact]
+    public async Task AblateRunsEachVariantEvaluatesTheBaseModelOnceAndReusesFinishedRuns()
+    {
+        var root = Path.Combine(_dir, "ablation");
+        string[] Ablate(string only) => ["ablate", "--steps", "1", "--seeds", "1", "--only", only, "--out", root, .. Common(),
+            "--set", "Train:EvalSets:ood=", "--set", "Train:EvalReaders:0="];
+        // An ablation of the compute-matched baseline alone: its run evaluates the base model.
+        var matched = await CliRunner.RunAsync(Ablate("G x K"), TimeSpan.FromMinutes(4));
+        Assert.True(matched.ExitCode == 0, matched.ToString());
+        var matchedRun = Path.Combine(root, "vanilla-grpo-g-x-k-samples", "seed-1");
+        Assert.True(File.Exists(Path.Combine(matchedRun, "eval_before.json")));
+        using (var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(matchedRun, "config.json"))))
+            Assert.Equal(8, config.RootElement.GetProperty("GroupSize").GetInt32()); // G x K images per prompt
+
+        // Both vanilla variants: the finished run is reused, and the new one does not evaluate the base model again
+        // (the evaluation does not depend on the variant or the seed: the reused run has it).
+        var both = await CliRunner.RunAsync(Ablate("vanilla"), TimeSpan.FromMinutes(4));
+        Assert.True(both.ExitCode == 0, both.ToString());
+        Assert.Single(both.Stderr.Split("finished earlier, reusing its results").Skip(1));
+        Assert.False(File.Exists(Path.Combine(root, "vanilla-grpo", "seed-1", "eval_before.json")));
+        Assert.True(File.Exists(Path.Combine(root, "vanilla-grpo", "seed-1", "eval_after.json")));
+        var table = File.ReadAllText(Path.Combine(root, "ablation.md"));
+        foreach (var row in new[] { "| base model |", "| vanilla GRPO | 1 |", "| vanilla GRPO, G x K samples | 1 |" })
+        {
+            Assert.Contains(row, table, StringComparison.Ordinal);
+            Assert.Contains(row, both.Stdout, StringComparison.Ordinal);
+        }
+
+        // Again: nothing trains, the table is the same.
+        var again = await CliRunner.RunAsync(Ablate("vanilla"), TimeSpan.FromMinutes(4));
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Equal(2, again.Stderr.Split("finished earlier, reusing its results").Length - 1);
+        Assert.Equal(table, File.ReadAllText(Path.Combine(root, "ablation.md")));
+    }
+
+    [Fact]
     public async Task TrainThenResume()
     {
         var run = Path.Combine(_dir, "run");

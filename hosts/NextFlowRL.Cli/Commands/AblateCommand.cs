@@ -43,8 +43,10 @@ internal static class AblateCommand
             TrainingConfig.EnsureValid(baseOptions);
             var root = parse.GetValue(outDir)!;
             var results = new List<(string, IReadOnlyList<ScoredSet>)>();
-            ScoredSet? baseModel = null;
-            var runDirs = new List<string>(); // variant-major, seed-minor
+            var runDirs = variants.SelectMany(v => seedList.Select(seed => Path.Combine(root, Slug(v.Name), $"seed-{seed}"))).ToList(); // variant-major, seed-minor
+            // The base model is evaluated once per ablation (the evaluation does not depend on the variant or the seed):
+            // by whichever run has it already (a reused run), else by the first run trained.
+            ScoredSet? baseModel = FirstEvaluation(runDirs, EvalFile.FileName("before"));
             int total = variants.Count * seedList.Count, index = 0;
             foreach (var variant in variants)
             {
@@ -57,11 +59,10 @@ internal static class AblateCommand
                     options.Seed = seed;
                     options.EvaluateBefore = baseModel is null;
                     TrainingConfig.EnsureValid(options);
-                    var dir = Path.Combine(root, Slug(variant.Name), $"seed-{seed}");
-                    runDirs.Add(dir);
+                    var dir = runDirs[index - 1];
                     Console.Error.WriteLine($"nextflow-rl: ablation run {index}/{total}: {variant.Name}, seed {seed} -> {dir}");
                     await RunOrReuseAsync(context, options, dir, ct);
-                    baseModel ??= TrainingRun.ReadEvalFile(Path.Combine(dir, "eval_before.json")).Set;
+                    baseModel ??= TrainingRun.ReadEvalFile(Path.Combine(dir, EvalFile.FileName("before"))).Set;
                     var after = TrainingRun.ReadEvalFile(Path.Combine(dir, "eval_after.json")).Set;
                     if (after is not null) perSeed.Add(after);
                     else Console.Error.WriteLine($"nextflow-rl: {dir} has no evaluation set (eval_after.json without \"set\": a run of an older version?); it is left out of the table");
@@ -78,7 +79,7 @@ internal static class AblateCommand
                 var further = variants.Select((v, i) => (v.Name, (IReadOnlyList<ScoredSet>)runDirs.Skip(i * seedList.Count).Take(seedList.Count)
                     .Select(d => TrainingRun.ReadEvalFile(Path.Combine(d, EvalFile.FileName("after", set, reader, main: false))).Set)
                     .OfType<ScoredSet>().ToList())).ToList();
-                var furtherBase = TrainingRun.ReadEvalFile(Path.Combine(runDirs[0], EvalFile.FileName("before", set, reader, main: false))).Set;
+                var furtherBase = FirstEvaluation(runDirs, EvalFile.FileName("before", set, reader, main: false));
                 var columns = baseOptions.ReportMetrics.Select(c => new ReportMetric { Key = c.Key, Label = c.Key, Headline = c.Headline }).ToList();
                 table += $"\n## Prompt set '{set}', read by {reader}\n\n" + AblationTable.Markdown(further, context.ValidatedHost().GetReward(reader), baselineVariant,
                     furtherBase, baseOptions.BootstrapResamples, baseOptions.EvalSeed, columns);
@@ -110,6 +111,10 @@ internal static class AblateCommand
         ct.ThrowIfCancellationRequested();
         return (summary.Before, summary.After);
     }
+
+    /// <summary>The scored set of the first run that has the evaluation file <paramref name="name"/>, or null.</summary>
+    private static ScoredSet? FirstEvaluation(IEnumerable<string> runDirs, string name) =>
+        runDirs.Select(d => TrainingRun.ReadEvalFile(Path.Combine(d, name)).Set).FirstOrDefault(s => s is not null);
 
     private static Dictionary<string, double>? Read(JsonElement root, string name) =>
         root.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.Object
