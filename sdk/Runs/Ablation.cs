@@ -29,14 +29,15 @@ public sealed record AblationVariant(string Name, Action<TrainerOptions> Apply)
 
     /// <summary>
     /// Extra variants of the full method from <c>key=value</c> strings: <c>alpha=0.6</c>, <c>k=4</c> (continuations),
-    /// <c>m=2</c> (split index) or <c>m=8x8</c> (split resolution), <c>schedule=coarse</c>.
+    /// <c>m=2</c> (split index) or <c>m=8x8</c> (split resolution), <c>schedule=coarse</c>, <c>epochs=2</c> (inner epochs),
+    /// <c>kl=0.05</c> (KL weight), <c>cfg=1</c> (guidance scale of the rollouts and evaluations).
     /// </summary>
     /// <exception cref="ArgumentException">An unknown key or a malformed value.</exception>
     public static AblationVariant Parse(string spec, double alpha)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(spec);
         var parts = spec.Split('=', 2);
-        if (parts.Length != 2) throw new ArgumentException($"ablation variant '{spec}' is not key=value (alpha=0.6, k=4, m=2, m=8x8, schedule=coarse)");
+        if (parts.Length != 2) throw new ArgumentException($"ablation variant '{spec}' is not key=value ({Examples})");
         var (key, value) = (parts[0].Trim().ToLowerInvariant(), parts[1].Trim());
         var full = Standard(alpha)[^1];
         Action<TrainerOptions> change = key switch
@@ -45,10 +46,19 @@ public sealed record AblationVariant(string Name, Action<TrainerOptions> Apply)
             "k" => int.TryParse(value, out var k) ? o => o.Vmr.Continuations = k : throw Bad(spec),
             "m" => int.TryParse(value, out var m) ? o => { o.Vmr.SplitScale = m; o.Vmr.SplitResolution = null; } : o => o.Vmr.SplitResolution = value,
             "schedule" => Enum.TryParse<AlternationSchedule>(value, true, out var s) ? o => o.Vmr.Schedule = s : throw Bad(spec),
-            _ => throw new ArgumentException($"unknown ablation key '{key}' in '{spec}' (alpha, k, m, schedule)"),
+            "epochs" => int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var e) ? o => o.InnerEpochs = e : throw Bad(spec),
+            "kl" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var kl) ? o => o.KlBeta = kl : throw Bad(spec),
+            "cfg" => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var cfg) ? o => o.Rollout.CfgScale = cfg : throw Bad(spec),
+            _ => throw new ArgumentException($"unknown ablation key '{key}' in '{spec}' ({Keys})"),
         };
         return new AblationVariant($"full, {key}={value}", o => { full.Apply(o); change(o); });
     }
+
+    /// <summary>The keys <see cref="Parse"/> knows.</summary>
+    public const string Keys = "alpha, k, m, schedule, epochs, kl, cfg";
+
+    /// <summary>One example of each key.</summary>
+    public const string Examples = "alpha=0.6, k=4, m=2, m=8x8, schedule=coarse, epochs=2, kl=0.05, cfg=1";
 
     private static ArgumentException Bad(string spec) => new($"ablation variant '{spec}' has a malformed value");
 }

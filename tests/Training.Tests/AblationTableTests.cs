@@ -147,3 +147,47 @@ public sealed class EvidenceTests
         Assert.True(a.Set.SameLayout(b.Set));
     }
 }
+
+/// <summary>The ablation's extra variants of the full method (<c>ablate --extra key=value</c>).</summary>
+public sealed class AblationVariantTests
+{
+    private static TrainerOptions Applied(string spec)
+    {
+        var options = new TrainerOptions();
+        AblationVariant.Parse(spec, alpha: 0.7).Apply(options);
+        return options;
+    }
+
+    [Fact]
+    public void EachKeyChangesItsSettingOnTopOfTheFullMethod()
+    {
+        var full = new TrainerOptions();
+        AblationVariant.Standard(0.7)[^1].Apply(full);
+        Assert.Equal(0.6, Applied("alpha=0.6").Alpha);
+        Assert.Equal(4, Applied("k=4").Vmr.Continuations);
+        Assert.Equal(2, Applied("m=2").Vmr.SplitScale);
+        Assert.Equal("8x8", Applied("m=8x8").Vmr.SplitResolution);
+        Assert.Equal(AlternationSchedule.Coarse, Applied("schedule=coarse").Vmr.Schedule);
+        Assert.Equal(2, Applied("epochs=2").InnerEpochs);
+        Assert.Equal(0.05, Applied("kl=0.05").KlBeta);
+        Assert.Equal(1.0, Applied("cfg=1").Rollout.CfgScale);
+        // Everything else is the full method's.
+        var epochs = Applied("epochs=2");
+        Assert.Equal((full.Alpha, full.Mask.Enabled, full.Vmr.Schedule, full.KlBeta), (epochs.Alpha, epochs.Mask.Enabled, epochs.Vmr.Schedule, epochs.KlBeta));
+        Assert.Equal("full, epochs=2", AblationVariant.Parse("epochs=2", 0.7).Name);
+    }
+
+    [Theory]
+    [InlineData("epochs")]
+    [InlineData("epochs=two")]
+    [InlineData("kl=much")]
+    [InlineData("cfg=")]
+    [InlineData("k=1.5")]
+    [InlineData("schedule=sideways")]
+    [InlineData("lr=0.1")]
+    public void MalformedOrUnknownSpecsAreOneClearError(string spec)
+    {
+        var e = Assert.Throws<ArgumentException>(() => AblationVariant.Parse(spec, 0.7));
+        Assert.Contains(spec.Split('=')[0], e.Message, StringComparison.Ordinal);
+    }
+}

@@ -20,7 +20,7 @@ internal static class AblateCommand
         var steps = new Option<int?>("--steps") { Description = "Updates per run (overrides Train:Steps)." };
         var seeds = new Option<string>("--seeds") { Description = "Comma-separated run seeds.", DefaultValueFactory = _ => "1,2,3" };
         var outDir = new Option<string>("--out") { Description = "Ablation directory.", DefaultValueFactory = _ => Path.Combine("runs", "ablation") };
-        var extra = new Option<string[]>("--extra") { Description = "Extra variants of the full method: alpha=0.6, k=4, m=2, m=8x8, schedule=coarse (repeatable)." };
+        var extra = new Option<string[]>("--extra") { Description = $"Extra variants of the full method: {AblationVariant.Examples} (repeatable)." };
         var only = new Option<string[]>("--only") { Description = "Run only the standard variants whose names contain one of these words (e.g. vanilla, full)." };
         var command = new Command("ablate", "Compare vanilla GRPO, +PANW, +VMR, +MP and the full method at equal steps and seeds.") { steps, seeds, outDir, extra, only };
         command.SetAction(async (parse, ct) =>
