@@ -291,4 +291,29 @@ public sealed class TrainCliTests : IDisposable
         Assert.NotEqual(0, unknown.ExitCode);
         Assert.Contains("nope", unknown.Stderr);
     }
+
+    [Fact]
+    public async Task EvalPairsWithTheFolderOfAnEarlierEvalOnTheSamePromptsAndSeeds()
+    {
+        var earlier = Path.Combine(_dir, "cfg-0");
+        string[] common = ["eval", "--policy", "tiny", "--prompts", _prompts, "--reward", "brightness", "--reward", "contrast", "--plugins-dir", _plugins];
+        var first = await CliRunner.RunAsync([.. common, "--images-per-prompt", "2", "--cfg", "0", "--out", earlier]);
+        Assert.True(first.ExitCode == 0, first.ToString());
+
+        // The same evaluation again, paired with the folder: every difference is exactly 0, for each reader.
+        var same = await CliRunner.RunAsync([.. common, "--images-per-prompt", "2", "--cfg", "0", "--baseline", earlier, "--format", "json"]);
+        Assert.True(same.ExitCode == 0, same.ToString());
+        using (var doc = JsonDocument.Parse(same.Stdout))
+            foreach (var name in new[] { "brightness", "contrast" })
+                foreach (var key in new[] { "delta/mean_score", "delta/mean_score/ci_low", "delta/mean_score/ci_high" })
+                    Assert.Equal(0, doc.RootElement.GetProperty($"{name}/{key}").GetDouble());
+
+        // Not the same images: one clear line, exit 2.
+        var other = await CliRunner.RunAsync([.. common, "--images-per-prompt", "3", "--cfg", "0", "--baseline", earlier]);
+        Assert.Equal(2, other.ExitCode);
+        Assert.Contains("not paired", other.Stderr, StringComparison.Ordinal);
+        var reader = await CliRunner.RunAsync(["eval", "--policy", "tiny", "--prompts", _prompts, "--reward", "contrast", "--images-per-prompt", "2", "--baseline", earlier, "--plugins-dir", _plugins]);
+        Assert.Equal(2, reader.ExitCode);
+        Assert.Contains("was read by 'brightness', not 'contrast'", reader.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -24,7 +24,7 @@ internal static class EvalCommand
         var format = Formats.Option();
         var outDir = new Option<string?>("--out") { Description = "Also write the images, a grid and metrics.json here." };
         var perPrompt = new Option<int?>("--images-per-prompt") { Description = "Images per prompt (default Train:EvalImagesPerPrompt)." };
-        var baseline = new Option<string?>("--baseline") { Description = "A second checkpoint evaluated on the same prompts and seeds: prints the paired difference (this - baseline) with its 95% CI." };
+        var baseline = new Option<string?>("--baseline") { Description = "A second checkpoint evaluated on the same prompts and seeds, or the folder of an earlier 'eval --out' (e.g. another --cfg): prints the paired difference (this - baseline) with its 95% CI." };
         var command = new Command("eval", "Evaluate a policy checkpoint on a prompt file (bootstrap 95% CIs over prompts; --baseline for a paired comparison).") { prompts, reward, limit, format, outDir, perPrompt, baseline };
         policy.AddTo(command);
         command.SetAction(async (parse, ct) =>
@@ -56,7 +56,13 @@ internal static class EvalCommand
             using (var p = policy.Load(context, parse))
                 reports = await Evaluate(p, "eval");
             var paired = new IReadOnlyDictionary<string, Interval>?[readers.Count];
-            if (parse.GetValue(baseline) is { } other)
+            if (parse.GetValue(baseline) is { } earlier && File.Exists(Path.Combine(earlier, "metrics.json")))
+            {
+                for (int r = 0; r < readers.Count; r++)
+                    paired[r] = Bootstrap.PairedDifference(readers[r], reports[r].Set, EarlierSet(earlier, r == 0 ? "metrics.json" : $"metrics.{rewardNames[r]}.json", rewardNames[r], reports[r].Set, m, sampling.Seed),
+                        defaults.BootstrapResamples, sampling.Seed);
+            }
+            else if (parse.GetValue(baseline) is { } other)
             {
                 var provider = context.ValidatedHost().GetPolicyProvider(parse.GetValue(policy.Policy) ?? defaults.Policy);
                 using var b = provider.Load(PolicyOptions.ResolveCheckpoint(other));
@@ -123,6 +129,34 @@ internal static class EvalCommand
             return Cli.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The scored set an earlier <c>eval --out</c> wrote, checked to pair with <paramref name="current"/>: same reader,
+    /// images per prompt, evaluation seed, prompts and bins.
+    /// </summary>
+    private static ScoredSet EarlierSet(string dir, string file, string reader, ScoredSet current, int imagesPerPrompt, long seed)
+    {
+        var path = Path.Combine(dir, file);
+        if (!File.Exists(path)) throw new CliUsageException($"--baseline {dir}: no {file} (that evaluation was not read by '{reader}')");
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            var root = doc.RootElement;
+            string? Text(string name) => root.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
+            long? Number(string name) => root.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.Number ? e.GetInt64() : null;
+            if (Text("reward") != reader) throw new CliUsageException($"--baseline {path} was read by '{Text("reward")}', not '{reader}'");
+            if (Number("images_per_prompt") != imagesPerPrompt || Number("eval_seed") != seed)
+                throw new CliUsageException($"--baseline {path}: {Number("images_per_prompt")} images per prompt with seed {Number("eval_seed")}, this evaluation {imagesPerPrompt} with seed {seed}: not paired");
+            var set = root.TryGetProperty("set", out var s) && s.ValueKind == JsonValueKind.Object ? ScoredSet.FromJson(s) : null;
+            if (set is null) throw new CliUsageException($"--baseline {path} holds no scored set");
+            if (!set.SameLayout(current)) throw new CliUsageException($"--baseline {path} was evaluated on other prompts: not paired");
+            return set;
+        }
+        catch (JsonException e)
+        {
+            throw new CliUsageException($"--baseline {path}: {e.Message}");
+        }
     }
 
     private static string Score(double s) => double.IsFinite(s) ? s.ToString("0.00", CultureInfo.InvariantCulture) : "-";
