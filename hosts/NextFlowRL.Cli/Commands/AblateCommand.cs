@@ -70,7 +70,9 @@ internal static class AblateCommand
                 results.Add((variant.Name, perSeed));
             }
             var reward = context.ValidatedHost().GetReward(baseOptions.Rewards[0].Name);
-            string? baselineVariant = variants[0].Name.StartsWith("vanilla", StringComparison.Ordinal) ? variants[0].Name : null;
+            // The last columns pair every variant with the first one (vanilla GRPO in the standard ladder, the full method
+            // when only it and its --extra variants run).
+            string? baselineVariant = variants.Count > 1 ? variants[0].Name : null;
             var table = AblationTable.Markdown(results, reward, baselineVariant,
                 baseModel, baseOptions.BootstrapResamples, baseOptions.EvalSeed, baseOptions.ReportMetrics);
             // The further evaluations (Train:EvalSets x Train:EvalReaders) of the same runs, one table each.
