@@ -18,6 +18,8 @@ catch (ConfigurationException e)
 // Before the first tensor: glibc arenas sized for libtorch (peak memory; see NextFlowRL.Torch.Memory.NativeHeap).
 NextFlowRL.Torch.Memory.NativeHeap.Configure();
 NextFlowRL.Torch.Determinism.NativeNumerics.Configure(); // MKL_CBWR: the same bits in every process
+// Tables written to a file or a pipe keep each row on one line (Spectre assumes 80 columns when no terminal tells it).
+if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 240;
 using var context = new CliContext(globals);
 using var cancellation = new CancellationTokenSource();
 // Ctrl-C (SIGINT) or SIGTERM: stop gracefully (training writes a checkpoint); a second signal terminates at once.

@@ -138,6 +138,8 @@ public sealed class TrainCliTests : IDisposable
         var first = await CliRunner.RunAsync(["train", "--steps", "2", "--out", run, .. Common()], TimeSpan.FromMinutes(3));
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Contains("held-out metric", first.Stdout);
+        // Redirected output keeps each table row on one line: the metric, its values and the paired change with its interval.
+        Assert.Contains(first.Stdout.Split('\n'), l => l.Contains("│ mean_score ", StringComparison.Ordinal) && l.Contains('[', StringComparison.Ordinal) && l.Contains(']', StringComparison.Ordinal));
         // Progress on standard error, ending at the last step: the rate reads as steps per second or, for slow steps,
         // seconds per step ("--" when the steps were too quick to time).
         Assert.Matches(@"train \[#+\] 2/2 (-- steps/s ETA --:--|\d+\.\d (steps/s|s/step) ETA \d\d:\d\d)", first.Stderr);
