@@ -43,22 +43,23 @@ internal sealed class ConsoleProgress : IProgressTask
     /// </summary>
     private sealed class Live : IProgressTask
     {
+        private const int BarWidth = 20;
+
         private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource<ProgressTask> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly Task _display;
-        private readonly string _label;
+        private volatile string? _detail;
         private readonly int _total;
         private int _done;
         private int _disposed;
 
         public Live(string label, int total, string unit)
         {
-            _label = label;
             _total = total;
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
             var progress = console.Progress().AutoClear(false).HideCompleted(false)
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                    new RateColumn(unit), new RemainingTimeColumn(), new SpinnerColumn());
+                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = BarWidth }, new PercentageColumn(),
+                    new RateColumn(unit), new RemainingTimeColumn(), new SpinnerColumn(), new DetailColumn(this, label.Length));
             _display = Task.Run(async () =>
             {
                 try
@@ -91,7 +92,7 @@ internal sealed class ConsoleProgress : IProgressTask
             Task.WaitAny([_started.Task], TimeSpan.FromSeconds(5));
             if (!_started.Task.IsCompletedSuccessfully) return;
             var task = _started.Task.Result;
-            if (detail is not null) task.Description = Markup.Escape($"{_label}  {detail}");
+            if (detail is not null) _detail = detail;
             task.Increment(count);
         }
 
@@ -105,6 +106,27 @@ internal sealed class ConsoleProgress : IProgressTask
         }
 
         /// <summary>Units per second, or seconds per unit for slow work (Spectre's own speed column has no unit).</summary>
+        /// <summary>
+        /// The caller's detail (metrics) in a column of its own, cut with an ellipsis on a narrow terminal: inside the
+        /// description it made the whole row collapse to one ellipsis once label and detail outgrew the width.
+        /// </summary>
+        private sealed class DetailColumn(Live live, int labelWidth) : ProgressColumn
+        {
+            // What the other columns take: the label, the bar, "100%", a rate ("18.3 s/step"), "00:00", the spinner and
+            // one space between columns.
+            private readonly int _reserved = labelWidth + BarWidth + 4 + 12 + 8 + 1 + 7;
+
+            protected override bool NoWrap => true;
+
+            public override Spectre.Console.Rendering.IRenderable Render(Spectre.Console.Rendering.RenderOptions options, ProgressTask task, TimeSpan deltaTime)
+            {
+                var text = live._detail ?? "";
+                int room = Math.Max(0, options.ConsoleSize.Width - _reserved);
+                if (text.Length > room) text = room <= 1 ? "" : text[..(room - 1)] + "\u2026";
+                return new Text(text, Style.Plain);
+            }
+        }
+
         private sealed class RateColumn(string unit) : ProgressColumn
         {
             public override Spectre.Console.Rendering.IRenderable Render(Spectre.Console.Rendering.RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>

@@ -266,13 +266,35 @@ public sealed class TrainCliTests : IDisposable
         Assert.Contains("eval [########################] 16/16", plain.Stderr);
         Assert.False(plain.Stderr.Contains('\u001b', StringComparison.Ordinal), plain.Stderr.Replace("\u001b", "<ESC>", StringComparison.Ordinal));
         // On a terminal (script(1) gives the process a pseudo-terminal): Spectre's bar, percentage and remaining time.
-        var command = string.Join(' ', ((string[])["dotnet", "exec", Repo.CliDll, .. args]).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
-        var terminal = await ProcessRunner.RunAsync("script", ["-qec", command, "/dev/null"], TimeSpan.FromMinutes(2), environment: new Dictionary<string, string> { ["TERM"] = "xterm-256color", ["COLUMNS"] = "160" });
+        var terminal = await OnTerminalAsync(args);
         Assert.True(terminal.ExitCode == 0, terminal.ToString());
         Assert.Contains("100%", terminal.Stdout);
         Assert.Contains("\u2501", terminal.Stdout); // the bar's heavy horizontal line
         Assert.DoesNotContain("eval [####", terminal.Stdout);
         Assert.Contains("mean_score", terminal.Stdout); // the results follow the display
+    }
+
+    /// <summary>Runs the CLI on a pseudo-terminal (script(1)), as a user at a terminal would.</summary>
+    private static Task<CliResult> OnTerminalAsync(string[] args)
+    {
+        var command = string.Join(' ', ((string[])["dotnet", "exec", Repo.CliDll, .. args]).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+        return ProcessRunner.RunAsync("script", ["-qec", command, "/dev/null"], TimeSpan.FromMinutes(2), environment: new Dictionary<string, string> { ["TERM"] = "xterm-256color", ["COLUMNS"] = "160" });
+    }
+
+    [Fact]
+    public async Task PluginCommandsShowTheCliDisplayOnATerminal()
+    {
+        // pretrain tokenizer (the VAR tools plugin) takes the host's IProgressDisplay: on a pseudo-terminal, Spectre's bar.
+        string[] args = ["pretrain", "tokenizer", "--out", Path.Combine(_dir, "tok"), "--steps", "2", "--batch", "2", "--threads", "0"];
+        var terminal = await OnTerminalAsync(args);
+        Assert.True(terminal.ExitCode == 0, terminal.ToString());
+        Assert.Contains("tokenizer k-means", terminal.Stdout, StringComparison.Ordinal);
+        Assert.Contains("100%", terminal.Stdout, StringComparison.Ordinal);
+        Assert.Contains("\u2501", terminal.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("tokenizer k-means [####", terminal.Stdout, StringComparison.Ordinal);
+        // The step's detail has a column of its own, cut to the terminal's width: the row keeps its bar (it collapsed to
+        // one ellipsis when label and detail shared the description).
+        Assert.Contains("reconstruc", terminal.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
