@@ -50,10 +50,13 @@ public sealed class ClusterRunTests : IDisposable
         var survived = await TrainAsync("killed", primary, second);
         await killed;
         AssertSameRun(local, survived);
-        Assert.Equal(1, survived[1]["cluster_retries"]);
+        // The killed silo's shard is retried on the survivor. On a loaded machine the survivor's own shard may be retried
+        // too (its call can travel through the killed silo's gateway), so one or two retries, and only on that step.
+        Assert.InRange(survived[1]["cluster_retries"], 1, 2);
+        Assert.All(survived.Where((_, i) => i != 1), row => Assert.Equal(0, row["cluster_retries"]));
         Assert.All(survived.Skip(2), row => Assert.Equal(1, row["cluster_workers"])); // the rest ran on the survivor
-        // The survivor ran its own shard of step 2 and the killed silo's again.
-        Assert.Equal(2, primary.Output[printed..].Split('\n').Count(l => l.Contains("step 2: shard of prompts", StringComparison.Ordinal)));
+        // The survivor ran its own shard of step 2 and the killed silo's again (its own twice when that call was retried).
+        Assert.InRange(primary.Output[printed..].Split('\n').Count(l => l.Contains("step 2: shard of prompts", StringComparison.Ordinal)), 2, 3);
     }
 
     [Fact]
