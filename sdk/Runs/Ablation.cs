@@ -54,6 +54,19 @@ public sealed record AblationVariant(string Name, Action<TrainerOptions> Apply)
         return new AblationVariant($"full, {key}={value}", o => { full.Apply(o); change(o); });
     }
 
+    /// <summary>
+    /// The variants whose names contain one of <paramref name="words"/> as whole words, case-insensitively:
+    /// <c>MP</c> selects <c>+MP</c> and the full method, not <c>G x K samples</c>; <c>G x K</c> the compute-matched vanilla.
+    /// </summary>
+    public static IEnumerable<AblationVariant> Select(IEnumerable<AblationVariant> variants, IEnumerable<string> words)
+    {
+        ArgumentNullException.ThrowIfNull(variants);
+        var patterns = words.Where(w => !string.IsNullOrWhiteSpace(w))
+            .Select(w => new System.Text.RegularExpressions.Regex($@"(?<![A-Za-z0-9]){System.Text.RegularExpressions.Regex.Escape(w.Trim())}(?![A-Za-z0-9])",
+                System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant)).ToList();
+        return variants.Where(v => patterns.Any(p => p.IsMatch(v.Name)));
+    }
+
     /// <summary>The keys <see cref="Parse"/> knows.</summary>
     public const string Keys = "alpha, k, m, schedule, epochs, kl, cfg";
 

@@ -178,6 +178,16 @@ public sealed class AblationVariantTests
     }
 
     [Theory]
+    [InlineData("MP", "+MP|full (VMR+PANW+MP)")]
+    [InlineData("vanilla", "vanilla GRPO|vanilla GRPO, G x K samples")]
+    [InlineData("G x K", "vanilla GRPO, G x K samples")]
+    [InlineData("panw", "+PANW|full (VMR+PANW+MP)")]
+    [InlineData("full", "full (VMR+PANW+MP)")]
+    [InlineData("sample", "")]
+    public void OnlySelectsVariantsByWholeWords(string word, string expected) =>
+        Assert.Equal(expected, string.Join('|', AblationVariant.Select(AblationVariant.Standard(0.7), [word]).Select(v => v.Name)));
+
+    [Theory]
     [InlineData("epochs")]
     [InlineData("epochs=two")]
     [InlineData("kl=much")]

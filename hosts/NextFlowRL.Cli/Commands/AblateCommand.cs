@@ -21,7 +21,7 @@ internal static class AblateCommand
         var seeds = new Option<string>("--seeds") { Description = "Comma-separated run seeds.", DefaultValueFactory = _ => "1,2,3" };
         var outDir = new Option<string>("--out") { Description = "Ablation directory.", DefaultValueFactory = _ => Path.Combine("runs", "ablation") };
         var extra = new Option<string[]>("--extra") { Description = $"Extra variants of the full method: {AblationVariant.Examples} (repeatable)." };
-        var only = new Option<string[]>("--only") { Description = "Run only the standard variants whose names contain one of these words (e.g. vanilla, full)." };
+        var only = new Option<string[]>("--only") { Description = "Run only the standard variants whose names contain one of these words, as whole words (e.g. vanilla, full, PANW, \"G x K\")." };
         var command = new Command("ablate", "Compare vanilla GRPO, +PANW, +VMR, +MP and the full method at equal steps and seeds.") { steps, seeds, outDir, extra, only };
         command.SetAction(async (parse, ct) =>
         {
@@ -30,7 +30,7 @@ internal static class AblateCommand
             var seedList = ParseSeeds(parse.GetValue(seeds)!);
             var variants = AblationVariant.Standard(baseOptions.Alpha > 0 ? baseOptions.Alpha : 0.7).ToList();
             if (parse.GetValue(only) is { Length: > 0 } filters)
-                variants = variants.Where(v => filters.Any(f => v.Name.Contains(f, StringComparison.OrdinalIgnoreCase))).ToList();
+                variants = AblationVariant.Select(variants, filters).ToList();
             try
             {
                 variants.AddRange((parse.GetValue(extra) ?? []).Select(e => AblationVariant.Parse(e, baseOptions.Alpha)));
