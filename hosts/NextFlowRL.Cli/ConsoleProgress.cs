@@ -29,8 +29,6 @@ internal sealed class ConsoleProgress : IProgressTask
     /// <summary>Ends the live display (a run stopped early); the plain fallback has nothing to end.</summary>
     public void Dispose() => _task.Dispose();
 
-    public static string Format(TimeSpan t) => PlainProgressDisplay.FormatDuration(t);
-
     /// <summary>The display plugin commands get from the container.</summary>
     public sealed class Display : IProgressDisplay
     {
@@ -82,18 +80,11 @@ internal sealed class ConsoleProgress : IProgressTask
         public void Advance(int count = 1, string? detail = null)
         {
             _done += count;
-            Increment(count, detail);
-            if (_done >= _total) Dispose(); // the last frame is drawn before the caller writes its results
-        }
-
-        private void Increment(int count, string? detail)
-        {
+            if (detail is not null) _detail = detail;
             // Waits for the display to start (at most 5 s once); without one the work goes on undisplayed.
             Task.WaitAny([_started.Task], TimeSpan.FromSeconds(5));
-            if (!_started.Task.IsCompletedSuccessfully) return;
-            var task = _started.Task.Result;
-            if (detail is not null) _detail = detail;
-            task.Increment(count);
+            if (_started.Task.IsCompletedSuccessfully) _started.Task.Result.Increment(count);
+            if (_done >= _total) Dispose(); // the last frame is drawn before the caller writes its results
         }
 
         public void Dispose()

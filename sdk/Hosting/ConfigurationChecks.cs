@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Collections.Concurrent;
 using System.ComponentModel;
 using System.Globalization;
 using System.Reflection;
@@ -51,19 +50,22 @@ public static class ConfigurationChecks
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(section);
-        var mistyped = new ConcurrentDictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
-        builder.Configure(options => mistyped[builder.Name] = Bind(section, options));
-        builder.Services.AddSingleton<IValidateOptions<TOptions>>(new ProblemsValidator<TOptions>(builder.Name, mistyped, validate));
+        var validator = new ProblemsValidator<TOptions>(builder.Name, validate);
+        builder.Configure(options => validator.Mistyped = Bind(section, options));
+        builder.Services.AddSingleton<IValidateOptions<TOptions>>(validator);
         return builder;
     }
 
-    private sealed class ProblemsValidator<TOptions>(string name, ConcurrentDictionary<string, IReadOnlyList<string>> mistyped,
-        Func<TOptions, IEnumerable<string>>? validate) : IValidateOptions<TOptions> where TOptions : class
+    /// <summary>Validates the options of one name: the mistyped values their binding found, then <c>validate</c>.</summary>
+    private sealed class ProblemsValidator<TOptions>(string name, Func<TOptions, IEnumerable<string>>? validate) : IValidateOptions<TOptions> where TOptions : class
     {
+        /// <summary>What the latest binding of these options could not convert.</summary>
+        public volatile IReadOnlyList<string> Mistyped = [];
+
         public ValidateOptionsResult Validate(string? optionsName, TOptions options)
         {
             if ((optionsName ?? Options.DefaultName) != name) return ValidateOptionsResult.Skip;
-            var problems = (mistyped.TryGetValue(name, out var bad) ? bad : []).Concat(validate?.Invoke(options) ?? []).ToList();
+            var problems = Mistyped.Concat(validate?.Invoke(options) ?? []).ToList();
             return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
         }
     }

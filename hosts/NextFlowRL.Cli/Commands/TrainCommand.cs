@@ -115,7 +115,7 @@ internal static class TrainCommand
             return summary;
         }
         PrintEval(summary);
-        Console.Error.WriteLine($"nextflow-rl: done: {summary.CompletedSteps} steps in {ConsoleProgress.Format(summary.Elapsed)}; see {Path.Combine(dir, "curves.png")} and {Path.Combine(dir, "metrics.csv")}");
+        Console.Error.WriteLine($"nextflow-rl: done: {summary.CompletedSteps} steps in {NextFlowRL.Plugins.PlainProgressDisplay.FormatDuration(summary.Elapsed)}; see {Path.Combine(dir, "curves.png")} and {Path.Combine(dir, "metrics.csv")}");
         return summary;
     }
 

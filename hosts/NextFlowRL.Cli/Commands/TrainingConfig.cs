@@ -26,9 +26,10 @@ internal static class TrainingConfig
     /// <exception cref="ConfigurationException">Every problem of the section, listed.</exception>
     public static TrainerOptions Bind(CliContext context)
     {
+        var configured = context.Host.Services.GetRequiredService<IOptions<TrainerOptions>>(); // outside: host problems are not the Train section's
         try
         {
-            return context.Host.Services.GetRequiredService<IOptions<TrainerOptions>>().Value.Clone();
+            return configured.Value.Clone();
         }
         catch (OptionsValidationException e)
         {

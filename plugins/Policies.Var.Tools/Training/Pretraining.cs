@@ -102,7 +102,7 @@ public static class Pretrainer
         LoadOptimizer(o.OutDir, opt, state);
         var usage = zeros(model.Config.Tokenizer.CodebookSize, dtype: ScalarType.Int64);
         var gen = new Generator((ulong)o.Seed);
-        int steps = RunSteps(o, "tokenizer", model, opt, state, progress ?? new PlainProgressDisplay(log), (step, ema) =>
+        int steps = RunSteps(o, "tokenizer", model, opt, state, Display(progress, log), (step, ema) =>
         {
             var (_, images) = Batch(o.Seed, step, o.Batch);
             var x = ImageTensors.FromImages(images);
@@ -162,7 +162,7 @@ public static class Pretrainer
         // scale sees, so a round can make the reconstruction worse: the codebook of the best round is kept.
         double best = double.PositiveInfinity;
         var bestCodes = tok.Codebook.clone();
-        using (var rounds = (progress ?? new PlainProgressDisplay(log)).Start("tokenizer k-means", o.Steps, "rounds"))
+        using (var rounds = Display(progress, log).Start("tokenizer k-means", o.Steps, "rounds"))
         for (int round = 0; round < o.Steps; round++)
         {
             using var inner = NewDisposeScope();
@@ -236,7 +236,7 @@ public static class Pretrainer
         using var opt = new PretrainOptimizer(g.named_parameters().Select(p => (p.name, p.parameter)), s => Lr(o, s), o.LearningRate, weightDecay: 0.01);
         LoadOptimizer(o.OutDir, opt, state);
         int scales = model.Config.Tokenizer.Scales.Length;
-        return RunSteps(o, "generator", model, opt, state, progress ?? new PlainProgressDisplay(log), (step, ema) =>
+        return RunSteps(o, "generator", model, opt, state, Display(progress, log), (step, ema) =>
         {
             var (examples, images) = Batch(o.Seed, step, o.Batch);
             var drop = new Random(HashCode.Combine(o.Seed, step, 0xD0));
@@ -276,6 +276,9 @@ public static class Pretrainer
         }
         return (step, ema);
     }
+
+    /// <summary>The caller's progress display, or plain lines on the stage's log.</summary>
+    private static IProgressDisplay Display(IProgressDisplay? progress, TextWriter log) => progress ?? new PlainProgressDisplay(log);
 
     /// <summary>Backward, gradient-norm clip at 1, one AdamW step at the schedule's rate; returns the loss's exponential moving average (0.95).</summary>
     private static double OptimizerStep(PretrainOptimizer opt, Tensor loss, double ema)
