@@ -194,15 +194,17 @@ public sealed class ClusterRollouts : IRolloutExecutor
             .GetAwaiter().GetResult();
         double wall = clock.Elapsed.TotalSeconds;
         var batch = RolloutBatch.Concat(outcomes.Select((x, i) => x.ToBatch(jobs[i], policy.Schedule, policy.Device)).ToList());
-        // A silo runs its shards one after another: the phase cannot be shorter than the busiest silo's own work.
-        double busiest = outcomes.GroupBy(x => x.Worker).Max(g => g.Sum(x => x.SampleSeconds + x.RewardSeconds));
+        // A silo runs its shards one after another: the phase cannot be shorter than the busiest silo's own work. A
+        // shard's wall time is its sampling plus the scoring its sampling did not hide (the worker pipelines rewards).
+        static double Wall(ShardOutcome x) => x.SampleSeconds + x.RewardWaitSeconds;
+        double busiest = outcomes.GroupBy(x => x.Worker).Max(g => g.Sum(Wall));
         batch.Extra["cluster_shards"] = jobs.Count;
         batch.Extra["cluster_workers"] = outcomes.Select(x => x.Worker).Distinct().Count();
         batch.Extra["cluster_retries"] = retries;
         batch.Extra["cluster_weights_mb"] = _weights.Contents.Sum(c => (double)c.Length) / 1e6; // per version (LoRA: the adapters; the base goes once per silo)
         batch.Extra["time_cluster_pack"] = packSeconds;
         batch.Extra["time_cluster_phase"] = wall;
-        batch.Extra["time_cluster_work"] = outcomes.Sum(x => x.SampleSeconds + x.RewardSeconds); // the shards' own work, summed over workers
+        batch.Extra["time_cluster_work"] = outcomes.Sum(Wall); // the shards' own work, summed over workers
         batch.Extra["time_cluster_busiest"] = busiest;
         // Wall time of the phase beyond the busiest silo's own work: transfer, coordination, waiting.
         batch.Extra["time_cluster_overhead"] = Math.Max(0, wall - packSeconds - busiest);

@@ -287,6 +287,9 @@ public sealed record ShardOutcome
     /// <summary>Seconds scoring on the worker.</summary>
     [Id(13)] public double RewardSeconds { get; init; }
 
+    /// <summary>Seconds of <see cref="RewardSeconds"/> the worker's sampling did not hide (it waited for them).</summary>
+    [Id(14)] public double RewardWaitSeconds { get; init; }
+
     /// <summary>Packs a computed shard.</summary>
     public static ShardOutcome From(RolloutBatch batch, string worker)
     {
@@ -306,6 +309,7 @@ public sealed record ShardOutcome
             Retries = batch.Scores.Retries,
             SampleSeconds = batch.SampleSeconds,
             RewardSeconds = batch.RewardSeconds,
+            RewardWaitSeconds = batch.RewardWaitSeconds, // after Scores: includes the wait for the last scoring
         };
     }
 
@@ -330,6 +334,6 @@ public sealed record ShardOutcome
             Dropped = Dropped,
             Retries = Retries,
         };
-        return new RolloutBatch { First = first, All = all, Images = images, Scores = scores, Recorded = recorded, SampleSeconds = SampleSeconds, RewardSeconds = RewardSeconds };
+        return new RolloutBatch { First = first, All = all, Images = images, Scoring = RolloutBatch.Finished(scores, RewardSeconds), Recorded = recorded, SampleSeconds = SampleSeconds, RewardWaitSeconds = RewardWaitSeconds };
     }
 }

@@ -24,6 +24,21 @@ public sealed record TrainBenchmarkReport(
     /// <summary>Largest resident size of each phase over the timed steps (<c>rss_peak_rollout_mb</c>, ..., sampled every 10 ms), in MB.</summary>
     public IReadOnlyDictionary<string, double> PhasePeaks { get; init; } = new Dictionary<string, double>();
 
+    /// <summary>Seconds per timed step the step waited for its rewards (<c>time_reward_wait</c>): the reward time the pipeline did not hide.</summary>
+    public double RewardWaitSeconds { get; init; }
+
+    /// <summary>The share of the reward time hidden behind other work (1 - wait / reward; 0 when scoring is sequential).</summary>
+    public double RewardOverlap => RewardSeconds > 0 ? Math.Clamp(1 - RewardWaitSeconds / RewardSeconds, 0, 1) : 0;
+
+    /// <summary>Updates per sampled image, averaged over the timed steps (<c>updates_per_image</c>).</summary>
+    public double UpdatesPerImage { get; init; }
+
+    /// <summary>The process's largest resident size from before the first step to the end (<c>VmHWM</c>: every phase, not only step ends).</summary>
+    public long PeakRssBytes { get; init; }
+
+    /// <summary>Least-squares slope of the resident size at the ends of the timed steps, in bytes per step (flat memory: about 0).</summary>
+    public double RssSlopeBytesPerStep { get; init; }
+
     /// <summary>Seconds per timed step of each part of the update (<c>time_update_old</c>, <see cref="GrpoTrainer.UpdateParts"/>).</summary>
     public IReadOnlyDictionary<string, double> UpdateParts { get; init; } = new Dictionary<string, double>();
 
@@ -52,7 +67,9 @@ public static class TrainBenchmark
         using var trainer = new GrpoTrainer(o, policy, reference, new RewardEnsemble(rewards, logger), PromptSet.Load(o.TrainPrompts!), logger);
         double matmulFlops = NextFlowRL.Torch.Benchmarks.MatmulPeak.Measure();
         long parameters = policy.TrainableParameters().Sum(p => p.numel());
-        double rollout = 0, reward = 0, update = 0, flops = 0;
+        double rollout = 0, reward = 0, rewardWait = 0, update = 0, flops = 0, updatesPerImage = 0;
+        var stepEnds = new List<(double Step, double Rss)>();
+        NextFlowRL.Torch.Memory.ResidentMemory.ResetPeak();
         var parts = new SortedDictionary<string, double>(StringComparer.Ordinal);
         var peaks = new SortedDictionary<string, double>(StringComparer.Ordinal);
         long rssStart = 0, liveStart = 0;
@@ -72,6 +89,9 @@ public static class TrainBenchmark
             }
             rollout += r.Metrics["time_rollout"];
             reward += r.Metrics["time_reward"];
+            rewardWait += r.Metrics.GetValueOrDefault("time_reward_wait");
+            updatesPerImage += r.Metrics.GetValueOrDefault("updates_per_image");
+            stepEnds.Add((i, NextFlowRL.Torch.Memory.ResidentMemory.Current()));
             update += r.Metrics["time_update"];
             foreach (var (k, v) in r.Metrics.Where(m => m.Key.StartsWith("time_update_", StringComparison.Ordinal)))
                 parts[k] = parts.GetValueOrDefault(k) + v;
@@ -87,7 +107,21 @@ public static class TrainBenchmark
         {
             UpdateParts = parts.ToDictionary(p => p.Key, p => p.Value / measured),
             PhasePeaks = peaks,
+            RewardWaitSeconds = rewardWait / measured,
+            UpdatesPerImage = updatesPerImage / measured,
+            PeakRssBytes = NextFlowRL.Torch.Memory.ResidentMemory.Peak(),
+            RssSlopeBytesPerStep = Slope(stepEnds),
         };
+    }
+
+    /// <summary>The least-squares slope of y over x (0 with fewer than two points).</summary>
+    public static double Slope(IReadOnlyList<(double X, double Y)> points)
+    {
+        ArgumentNullException.ThrowIfNull(points);
+        if (points.Count < 2) return 0;
+        double mx = points.Average(p => p.X), my = points.Average(p => p.Y);
+        double sxx = points.Sum(p => (p.X - mx) * (p.X - mx));
+        return sxx > 0 ? points.Sum(p => (p.X - mx) * (p.Y - my)) / sxx : 0;
     }
 
     /// <summary>

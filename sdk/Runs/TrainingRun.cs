@@ -38,6 +38,9 @@ public sealed class TrainingRunRequest
     /// <summary>Called when a phase starts (e.g. "evaluating 64 held-out prompts").</summary>
     public Action<string>? OnStatus { get; init; }
 
+    /// <summary>Shows each evaluation's progress (images scored, rate, ETA); null: none. Started after <see cref="OnStatus"/> names the evaluation.</summary>
+    public NextFlowRL.Plugins.IProgressDisplay? Progress { get; init; }
+
     /// <summary>
     /// Where the steps' rollouts and rewards run (e.g. workers of a cluster); null: in this process
     /// (<see cref="LocalRollouts"/>). The run's trainer disposes it when the run ends.
@@ -300,7 +303,10 @@ public static class TrainingRun
             string what = name == EvalFile.MainSet ? "held-out" : $"'{name}'";
             string by = readers.Count == 1 ? "" : $", read by {string.Join(" and ", readers.Select(r => r.Name))}";
             request.OnStatus?.Invoke($"evaluating {prompts.Count} {what} prompts x {o.EvalImagesPerPrompt} images {when} training{by}");
-            var reports = await PolicyEvaluator.EvaluateAsync(policy, readers, prompts, sampling, o.EvalImagesPerPrompt, resamples: o.BootstrapResamples, ct: ct);
+            IReadOnlyList<EvalReport> reports;
+            using (var bar = request.Progress?.Start($"eval {when} {name}", prompts.Count * o.EvalImagesPerPrompt, "img"))
+                reports = await PolicyEvaluator.EvaluateAsync(policy, readers, prompts, sampling, o.EvalImagesPerPrompt, resamples: o.BootstrapResamples,
+                    pipelineRewards: o.Rollout.PipelineRewards, progress: bar is null ? null : new CountProgress(bar), ct: ct);
             NextFlowRL.Torch.Memory.NativeHeap.Trim();
             for (int i = 0; i < readers.Count; i++)
             {

@@ -147,40 +147,52 @@ public sealed class GrpoTrainer : IDisposable
         {
             Step = s, StepSeed = seed, Prompts = batch, GroupSize = G, Continuations = K, Split = Split, Sampling = sampling,
             RecordLogProbs = true, RecordGuided = _o.LossDistribution == LossDistribution.Guided, Adapters = Adapters,
+            PipelineRewards = _o.Rollout.PipelineRewards,
         };
         using var rollouts = _rollouts.Run(request, _policy, ct);
-        var (first, all, images, scores) = (rollouts.First, rollouts.All, rollouts.Images, rollouts.Scores);
+        var (first, all, images) = (rollouts.First, rollouts.All, rollouts.Images);
         int N = all.Count; // P*G*K complete trajectories; row r belongs to prefix r/K and prompt r/(G*K)
         metrics["time_rollout"] = rollouts.SampleSeconds;
-        metrics["time_reward"] = rollouts.RewardSeconds;
         foreach (var (key, value) in rollouts.Extra) metrics[key] = value;
         if (rollouts.Recorded is not null) ParityMonitor(first, rollouts.Recorded, metrics);
         // What the executor did not measure (joining shards, the parity monitor, all of a remote phase) counts as rollout.
         metrics["rss_peak_rollout_mb"] = Math.Max(metrics.GetValueOrDefault("rss_peak_rollout_mb"), _rss.TakePeak() / 1e6);
+
+        // 3. Updates. What needs no reward runs while the last rewards are scored (RolloutRequest.PipelineRewards): each
+        //    update's rows, the reference's log-probs and the old log-probs of every update after the first, taken now,
+        //    before any optimizer step of this pass.
+        var updateClock = Stopwatch.StartNew();
+        foreach (var part in UpdateParts) metrics[part] = 0;
+        var rows = kinds.Select(kind => PlanRows(kind, first, all)).ToList();
+        var reference = rows.Select(r => ReferenceLogProbs(r, metrics)).ToList();
+        var oldClock = Stopwatch.StartNew();
+        var presetOld = rows.Select((r, i) => i == 0 ? null : OldLogProbs(r)).ToList();
+        metrics["time_update_old"] = oldClock.Elapsed.TotalSeconds;
+        double rewardFree = updateClock.Elapsed.TotalSeconds;
+
+        var scores = rollouts.Scores;
+        metrics["time_reward"] = rollouts.RewardSeconds;
+        metrics["time_reward_wait"] = rollouts.RewardWaitSeconds;
+        metrics["time_reward_overlap"] = rollouts.RewardSeconds > 0 ? Math.Clamp(1 - rollouts.RewardWaitSeconds / rollouts.RewardSeconds, 0, 1) : 0;
+        metrics["rss_peak_reward_mb"] = Math.Max(metrics.GetValueOrDefault("rss_peak_reward_mb"), _rss.TakePeak() / 1e6);
+        updateClock.Restart();
 
         var groupPrompts = batch.SelectMany(p => Enumerable.Repeat(p, G)).ToList(); // P*G prefixes / trajectories
         var promptGroups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G * K, G * K).ToList()).ToList();
         var R = _rewards.Combine(scores, _o.Aggregation, promptGroups, _o.AdvantageEpsilon);
         AddRewardMetrics(metrics, scores, R);
 
-        // 3. Updates: the algorithm turns the pass into one plan per update; the old log-probs of every plan after the
-        //    first are taken now, before any optimizer step of this pass.
-        var updateClock = Stopwatch.StartNew();
         var finest = FinestMasks(images, scores);
-        var plans = kinds.Select(kind => BuildPlan(kind, first, all, R, finest, promptGroups, P, G, K)).ToList();
-        var oldClock = Stopwatch.StartNew();
-        var presetOld = plans.Select((plan, i) => i == 0 ? null : OldLogProbs(plan)).ToList();
-        metrics["time_update_old"] = oldClock.Elapsed.TotalSeconds;
-        foreach (var part in UpdateParts) metrics[part] = 0;
+        var plans = kinds.Select((kind, i) => BuildPlan(kind, rows[i], R, finest, promptGroups, P, G, K)).ToList();
         for (int i = 0; i < plans.Count; i++)
         {
             string key = i == 0 ? "" : plans[i].Kind.ToString().ToLowerInvariant() + "/";
             AddPlanMetrics(plans[i], metrics, key);
-            Update(plans[i], metrics, key, presetOld[i]);
+            Update(plans[i], metrics, key, presetOld[i], reference[i]);
         }
         metrics["updates"] = plans.Count;
         metrics["updates_per_image"] = plans.Count / (double)N;
-        metrics["time_update"] = updateClock.Elapsed.TotalSeconds;
+        metrics["time_update"] = rewardFree + updateClock.Elapsed.TotalSeconds;
         metrics["rss_peak_update_mb"] = _rss.TakePeak() / 1e6;
         metrics["time_step"] = clock.Elapsed.TotalSeconds;
         metrics["images_per_s"] = N / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
@@ -241,17 +253,15 @@ public sealed class GrpoTrainer : IDisposable
     /// by prompt (all G*K continuations); the prefix update trains the G prefixes of a prompt on their soft middle values,
     /// with the union of the continuations' masks. Rows without a region fall back to their group's union.
     /// </summary>
-    private UpdatePlan BuildPlan(UpdateKind kind, TokenTrajectories first, TokenTrajectories all, double[] R, IReadOnlyList<float[,]?> finest,
+    private UpdatePlan BuildPlan(UpdateKind kind, UpdateRows rows, double[] R, IReadOnlyList<float[,]?> finest,
         IReadOnlyList<IReadOnlyList<int>> promptGroups, int P, int G, int K)
     {
         var final = _policy.Schedule.Final;
-        TokenTrajectories rows;
         double[] rewards;
         IReadOnlyList<IReadOnlyList<int>> groups;
         float[,]?[] own;
         if (kind == UpdateKind.Prefix)
         {
-            rows = first.Prefix(Split);
             double eta = _o.Vmr.TieEtaToKlBeta ? _o.KlBeta : _o.Vmr.Eta;
             rewards = Enumerable.Range(0, P * G).Select(i => GrpoMath.SoftValue(R.Skip(i * K).Take(K).ToList(), eta)).ToArray();
             groups = Enumerable.Range(0, P).Select(p => (IReadOnlyList<int>)Enumerable.Range(p * G, G).ToList()).ToList();
@@ -261,7 +271,6 @@ public sealed class GrpoTrainer : IDisposable
         }
         else
         {
-            rows = all;
             rewards = R;
             groups = promptGroups;
             own = finest.ToArray();
@@ -278,13 +287,37 @@ public sealed class GrpoTrainer : IDisposable
             masks = valid.Select(v => MaskPropagation.Filled(final, v ? 1 : 0)).ToArray();
             counts = new MaskPropagation.FallbackCounts(0, 0, valid.Count(v => v));
         }
-        (int firstScale, int endScale) = kind switch
+        return new UpdatePlan(kind, rows.Rows, rewards, groups, masks, counts, rows.FirstScale, rows.EndScale);
+    }
+
+    /// <summary>The trajectories and scales one update trains: what an update needs that no reward decides.</summary>
+    private sealed record UpdateRows(TokenTrajectories Rows, int FirstScale, int EndScale);
+
+    /// <summary>
+    /// Joint and suffix updates train every complete trajectory (suffix: from the split on), the prefix update the
+    /// first trajectories' prefixes.
+    /// </summary>
+    private UpdateRows PlanRows(UpdateKind kind, TokenTrajectories first, TokenTrajectories all) => kind switch
+    {
+        UpdateKind.Prefix => new(first.Prefix(Split), 0, Split),
+        UpdateKind.Suffix => new(all, Split, _policy.Schedule.Count),
+        _ => new(all, 0, _policy.Schedule.Count),
+    };
+
+    /// <summary>The reference's detached log-probs of an update's rows per micro-batch (null without KL).</summary>
+    private Tensor[][]? ReferenceLogProbs(UpdateRows rows, SortedDictionary<string, double> metrics)
+    {
+        if (_reference is null) return null;
+        var clock = Stopwatch.StartNew();
+        using var _ = no_grad();
+        var result = new List<Tensor[]>();
+        foreach (var c in Chunks(rows.Rows.Count))
         {
-            UpdateKind.Prefix => (0, Split),
-            UpdateKind.Suffix => (Split, _policy.Schedule.Count),
-            _ => (0, _policy.Schedule.Count),
-        };
-        return new UpdatePlan(kind, rows, rewards, groups, masks, counts, firstScale, endScale);
+            using var sub = rows.Rows.Select(c);
+            result.Add(LossLogProbs(_reference, sub, rows.FirstScale, rows.EndScale).Select(x => x.detach()).ToArray());
+        }
+        metrics["time_update_reference"] += clock.Elapsed.TotalSeconds;
+        return result.ToArray();
     }
 
     private void AddPlanMetrics(UpdatePlan plan, SortedDictionary<string, double> metrics, string key)
@@ -333,19 +366,19 @@ public sealed class GrpoTrainer : IDisposable
     private List<int[]> Chunks(int rows) => Enumerable.Range(0, rows).Chunk(_o.MicroBatch).ToList();
 
     /// <summary>Detached loss-distribution log-probs of a plan's rows per micro-batch (the old log-probs of a later update of the pass).</summary>
-    private Tensor[][] OldLogProbs(UpdatePlan plan)
+    private Tensor[][] OldLogProbs(UpdateRows rows)
     {
         using var _ = no_grad();
         var result = new List<Tensor[]>();
-        foreach (var c in Chunks(plan.Rows.Count))
+        foreach (var c in Chunks(rows.Rows.Count))
         {
-            using var sub = plan.Rows.Select(c);
-            result.Add(LossLogProbs(_policy, sub, plan.FirstScale, plan.EndScale).Select(x => x.detach()).ToArray());
+            using var sub = rows.Rows.Select(c);
+            result.Add(LossLogProbs(_policy, sub, rows.FirstScale, rows.EndScale).Select(x => x.detach()).ToArray());
         }
         return result.ToArray();
     }
 
-    private void Update(UpdatePlan plan, SortedDictionary<string, double> metrics, string key, Tensor[][]? presetOld)
+    private void Update(UpdatePlan plan, SortedDictionary<string, double> metrics, string key, Tensor[][]? presetOld, Tensor[][]? reference)
     {
         var schedule = _policy.Schedule;
         var device = _policy.Device;
@@ -397,17 +430,7 @@ public sealed class GrpoTrainer : IDisposable
             // policy as it is now: the first inner epoch's forward pass runs before any optimizer step of this update, so
             // its detached log-probs are exactly those (the first inner step's ratio is exactly 1) without a separate pass.
             var old = presetOld ?? new Tensor[chunks.Count][];
-            var reference = new List<Tensor[]>();
             var partClock = Stopwatch.StartNew();
-            if (_reference is not null)
-            {
-                using (no_grad())
-                {
-                    foreach (var sub in chunkRows)
-                        reference.Add(LossLogProbs(_reference, sub, firstScale, endScale).Select(x => x.detach()).ToArray());
-                }
-            }
-            metrics["time_update_reference"] += partClock.Elapsed.TotalSeconds;
 
             // Statistics accumulate on the device and are read once per update (no host sync per scale and chunk):
             // sum of ratios, of squared ratios, active tokens, clipped tokens (all epochs); KL and token probability
@@ -436,7 +459,7 @@ public sealed class GrpoTrainer : IDisposable
                         var mask = masks[t].index_select(0, idx);
                         var (l, ratio) = GrpoMath.ClippedSurrogate(logps[t], old[c][t], a, _o.ClipEpsilon);
                         Tensor? kl = null;
-                        if (_reference is not null)
+                        if (reference is not null)
                         {
                             kl = GrpoMath.KlK3(logps[t], reference[c][t]);
                             l = l + _o.KlBeta * kl;

@@ -2,6 +2,7 @@ using NextFlowRL.Imaging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
 using NextFlowRL.Training.Evidence;
+using NextFlowRL.Training.Rollouts;
 
 namespace NextFlowRL.Training;
 
@@ -30,13 +31,15 @@ public static class PolicyEvaluator
     /// <param name="imagesPerPrompt">Images per prompt.</param>
     /// <param name="batchSize">Images per sampling call (part of the protocol: it fixes which random stream each image uses).</param>
     /// <param name="resamples">Bootstrap resamples (0 = no intervals).</param>
-    /// <param name="progress">Images scored so far.</param>
+    /// <param name="progress">Images scored so far (reported from the scoring thread, in order).</param>
     /// <param name="ct">Cancellation.</param>
+    /// <param name="pipelineRewards">Score a batch while the next one samples (the same results; <see cref="RolloutOptions.PipelineRewards"/>).</param>
     public static async Task<EvalReport> EvaluateAsync(INextScalePolicy policy, IRewardModel reward, IReadOnlyList<PromptRecord> prompts,
-        SamplingOptions sampling, int imagesPerPrompt = 1, int batchSize = 16, int resamples = 0, IProgress<int>? progress = null, CancellationToken ct = default)
+        SamplingOptions sampling, int imagesPerPrompt = 1, int batchSize = 16, int resamples = 0, bool pipelineRewards = true,
+        IProgress<int>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(reward);
-        return (await EvaluateAsync(policy, [reward], prompts, sampling, imagesPerPrompt, batchSize, resamples, progress, ct))[0];
+        return (await EvaluateAsync(policy, [reward], prompts, sampling, imagesPerPrompt, batchSize, resamples, pipelineRewards, progress, ct))[0];
     }
 
     /// <summary>
@@ -45,7 +48,8 @@ public static class PolicyEvaluator
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="readers"/> is empty.</exception>
     public static async Task<IReadOnlyList<EvalReport>> EvaluateAsync(INextScalePolicy policy, IReadOnlyList<IRewardModel> readers, IReadOnlyList<PromptRecord> prompts,
-        SamplingOptions sampling, int imagesPerPrompt = 1, int batchSize = 16, int resamples = 0, IProgress<int>? progress = null, CancellationToken ct = default)
+        SamplingOptions sampling, int imagesPerPrompt = 1, int batchSize = 16, int resamples = 0, bool pipelineRewards = true,
+        IProgress<int>? progress = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(readers);
@@ -55,23 +59,41 @@ public static class PolicyEvaluator
         ArgumentOutOfRangeException.ThrowIfLessThan(imagesPerPrompt, 1);
         var rows = Enumerable.Range(0, prompts.Count).SelectMany(p => Enumerable.Repeat(p, imagesPerPrompt)).ToList();
         var images = new List<RgbImage>();
-        var results = readers.Select(_ => new List<RewardResult>()).ToArray();
-        for (int start = 0; start < rows.Count; start += batchSize)
+        var queue = new ScoringQueue(pipelineRewards);
+        var scorings = new List<Task<Scored<IReadOnlyList<RewardResult>[]>>>();
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            var chunk = rows.Skip(start).Take(batchSize).Select(p => prompts[p]).ToList();
-            using (var trajectories = policy.Sample(chunk.Select(p => p.Prompt).ToList(), sampling with { Seed = Seeds.Mix(sampling.Seed, start) }, ct))
-                images.AddRange(policy.Decode(trajectories));
-            var samples = chunk.Select((p, i) => new RewardSample(images[start + i], p.Prompt, p.Metadata)).ToList();
-            for (int r = 0; r < readers.Count; r++)
+            for (int start = 0; start < rows.Count; start += batchSize)
             {
-                var scored = await readers[r].ScoreAsync(samples, ct);
-                if (scored.Count != chunk.Count)
-                    throw new InvalidDataException($"reward '{readers[r].Name}' returned {scored.Count} results for {chunk.Count} images");
-                results[r].AddRange(scored);
+                ct.ThrowIfCancellationRequested();
+                var chunk = rows.Skip(start).Take(batchSize).Select(p => prompts[p]).ToList();
+                using (var trajectories = policy.Sample(chunk.Select(p => p.Prompt).ToList(), sampling with { Seed = Seeds.Mix(sampling.Seed, start) }, ct))
+                    images.AddRange(policy.Decode(trajectories));
+                var samples = chunk.Select((p, i) => new RewardSample(images[start + i], p.Prompt, p.Metadata)).ToList();
+                int scored = start + chunk.Count;
+                // The batch is scored (every reader, one after the other) while the next batch samples on this thread.
+                scorings.Add(queue.Add(async () =>
+                {
+                    var byReader = new IReadOnlyList<RewardResult>[readers.Count];
+                    for (int r = 0; r < readers.Count; r++)
+                    {
+                        byReader[r] = await readers[r].ScoreAsync(samples, ct).ConfigureAwait(false);
+                        if (byReader[r].Count != samples.Count)
+                            throw new InvalidDataException($"reward '{readers[r].Name}' returned {byReader[r].Count} results for {samples.Count} images");
+                    }
+                    progress?.Report(scored);
+                    return byReader;
+                }));
             }
-            progress?.Report(results[0].Count);
         }
+        catch
+        {
+            // No scoring left running behind a failed or cancelled evaluation.
+            foreach (var t in scorings) ScoringQueue.WaitQuietly(t);
+            throw;
+        }
+        var done = await Task.WhenAll(scorings);
+        var results = readers.Select((_, r) => done.SelectMany(d => d.Value[r]).ToList()).ToArray();
         var bins = rows.Select(p => prompts[p].Metadata.GetValueOrDefault(RewardMetadataKeys.Bin)).ToList();
         return readers.Select((reader, r) =>
         {
@@ -80,6 +102,32 @@ public static class PolicyEvaluator
             var intervals = resamples > 0 && prompts.Count > 1 ? Bootstrap.Intervals(reader, set, resamples, sampling.Seed) : new Dictionary<string, Interval>();
             return new EvalReport(metrics, images, results[r], set, intervals);
         }).ToList();
+    }
+}
+
+/// <summary>
+/// Shows an evaluation's running count (<see cref="PolicyEvaluator.EvaluateAsync(INextScalePolicy, IReadOnlyList{IRewardModel}, IReadOnlyList{PromptRecord}, SamplingOptions, int, int, int, bool, IProgress{int}?, CancellationToken)"/>
+/// reports images scored so far) on a progress task, directly on the reporting thread: <see cref="Progress{T}"/> would
+/// post each report to the thread pool, where two of them can arrive out of order.
+/// </summary>
+public sealed class CountProgress : IProgress<int>
+{
+    private readonly NextFlowRL.Plugins.IProgressTask _task;
+    private readonly Lock _gate = new();
+    private int _done;
+
+    /// <summary>Advances <paramref name="task"/> by the growth of each reported count.</summary>
+    public CountProgress(NextFlowRL.Plugins.IProgressTask task) => _task = task ?? throw new ArgumentNullException(nameof(task));
+
+    /// <inheritdoc/>
+    public void Report(int value)
+    {
+        lock (_gate)
+        {
+            if (value <= _done) return;
+            _task.Advance(value - _done);
+            _done = value;
+        }
     }
 }
 

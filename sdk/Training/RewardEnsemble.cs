@@ -14,6 +14,39 @@ public sealed class EnsembleScores
 
     /// <summary>Reward calls retried.</summary>
     public int Retries { get; init; }
+
+    /// <summary>The samples of <paramref name="parts"/> one batch after the other (retries summed).</summary>
+    /// <exception cref="ArgumentException">No parts, or parts scored by different rewards.</exception>
+    public static EnsembleScores Concat(IReadOnlyList<EnsembleScores> parts)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        if (parts.Count == 0) throw new ArgumentException("Nothing to concatenate.", nameof(parts));
+        if (parts.Count == 1) return parts[0];
+        var names = parts[0].PerReward.Keys.ToList();
+        if (parts.Any(p => p.PerReward.Count != names.Count || names.Any(n => !p.PerReward.ContainsKey(n))))
+            throw new ArgumentException("the parts were scored by different rewards", nameof(parts));
+        return new EnsembleScores
+        {
+            PerReward = names.ToDictionary(n => n, n => (IReadOnlyList<RewardResult>)parts.SelectMany(p => p.PerReward[n]).ToList()),
+            Dropped = parts.SelectMany(p => p.Dropped).ToArray(),
+            Retries = parts.Sum(p => p.Retries),
+        };
+    }
+
+    /// <summary>The samples at <paramref name="rows"/>, in that order (as <c>TokenTrajectories.Select</c> reorders trajectories).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A row outside the batch.</exception>
+    public EnsembleScores Select(IReadOnlyList<int> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        foreach (var r in rows)
+            if (r < 0 || r >= Dropped.Length) throw new ArgumentOutOfRangeException(nameof(rows), $"row {r} is outside the batch of {Dropped.Length}");
+        return new EnsembleScores
+        {
+            PerReward = PerReward.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<RewardResult>)rows.Select(r => kv.Value[r]).ToList()),
+            Dropped = rows.Select(r => Dropped[r]).ToArray(),
+            Retries = Retries,
+        };
+    }
 }
 
 /// <summary>A reward failed in a way its failure policy does not absorb. The message names the reward.</summary>
@@ -32,7 +65,9 @@ public sealed class RewardFailureException : Exception
 /// <summary>
 /// Several rewards with weights and failure policies. Exceptions, timeouts, wrong result counts and non-finite
 /// scores are failures that name the reward; per policy they are retried, dropped (the sample leaves its group) or stop
-/// the run. Nothing non-finite ever reaches an advantage.
+/// the run. Nothing non-finite ever reaches an advantage. A failure policy acts on one call's batch: the trainer scores
+/// a step in more than one call (each shard; with VMR the first trajectories, then their continuations), so a reward
+/// that fails "for the whole batch" drops that call's samples.
 /// </summary>
 public sealed class RewardEnsemble
 {

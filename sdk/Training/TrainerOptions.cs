@@ -168,6 +168,14 @@ public sealed class RolloutOptions
 
     /// <summary>Temperature (default 0.6, the main job's).</summary>
     public double Temperature { get; set; } = 0.6;
+
+    /// <summary>
+    /// Score while the policy works on (default true): the first trajectories while their VMR continuations sample, a
+    /// shard while the next one samples, the step's last rewards while the trainer takes the reference's and the old
+    /// log-probs, an evaluation batch while the next one samples. The metrics are the same either way (the same
+    /// images and reward calls); false scores each batch before going on (<c>time_reward_overlap</c> then reads 0).
+    /// </summary>
+    public bool PipelineRewards { get; set; } = true;
 }
 
 /// <summary>

@@ -79,7 +79,7 @@ public class ClusterUnitTests
 
         // Recorded log-probs (policies that record them) travel too.
         var recorded = computed.First.Grids.Select(g => g.to(TorchSharp.torch.ScalarType.Float32).mul(-0.25)).ToList();
-        var withLogProbs = new RolloutBatch { First = computed.First, All = computed.All, Images = computed.Images, Scores = computed.Scores, Recorded = recorded };
+        var withLogProbs = new RolloutBatch { First = computed.First, All = computed.All, Images = computed.Images, Scoring = computed.Scoring, Recorded = recorded };
         var again = serializer.Deserialize<ShardOutcome>(serializer.SerializeToArray(ShardOutcome.From(withLogProbs, "silo")))!.ToBatch(job, policy.Schedule, policy.Device);
         for (int k = 0; k < recorded.Count; k++)
             Assert.True(again.Recorded![k].eq(recorded[k]).all().item<bool>(), $"log-probs differ at scale {k}");

@@ -6,8 +6,9 @@ using NextFlowRL.Training;
 namespace NextFlowRL.Cli.Commands;
 
 /// <summary>
-/// <c>nextflow-rl bench train [--steps N]</c>: time per phase, the update's achieved FLOP/s as a fraction of matmul FLOP/s
-/// measured in the same run, and memory at the start and end (flat memory = no growth over the steps).
+/// <c>nextflow-rl bench train [--steps N]</c>: time per phase (and how much of the reward time the pipeline hid), the
+/// update's achieved FLOP/s as a fraction of matmul FLOP/s measured in the same run, updates per sampled image, the
+/// process's peak resident size and the slope of the resident size over the steps (flat memory = no growth).
 /// </summary>
 internal static class BenchTrainCommand
 {
@@ -32,14 +33,16 @@ internal static class BenchTrainCommand
             Console.Out.WriteLine($"policy            {policy.Info.Model} ({policy.Info.Parameters:N0} parameters), {options.PromptsPerStep} prompts x G={options.GroupSize}, schedule {options.Vmr.Schedule}");
             Console.Out.WriteLine($"steps timed       {report.Steps}");
             Console.Out.WriteLine($"rollout s/step    {F(report.RolloutSeconds)}");
-            Console.Out.WriteLine($"reward s/step     {F(report.RewardSeconds)}");
+            Console.Out.WriteLine($"reward s/step     {F(report.RewardSeconds)}, waited for {F(report.RewardWaitSeconds)}: {F(100 * report.RewardOverlap, "0")} % hidden behind sampling and the reference's forward (Train:Rollout:PipelineRewards={options.Rollout.PipelineRewards.ToString().ToLowerInvariant()})");
             Console.Out.WriteLine($"update s/step     {F(report.UpdateSeconds)}");
             foreach (var (part, seconds) in report.UpdateParts)
                 Console.Out.WriteLine($"  {part["time_update_".Length..],-15} {F(seconds)}");
             Console.Out.WriteLine($"update GFLOP/s    {F(report.UpdateFlopsPerSecond / 1e9, "0.00")} (estimated {F(report.UpdateFlops / 1e9, "0.00")} GFLOP per update)");
             Console.Out.WriteLine($"matmul GFLOP/s    {F(report.MatmulFlopsPerSecond / 1e9, "0.00")} (1024^3 float32, fastest of 5, same process: NextFlowRL.Torch.Benchmarks.MatmulPeak)");
-            Console.Out.WriteLine($"update / matmul   {F(report.Fraction)}");
-            Console.Out.WriteLine($"rss MB            {report.RssStartBytes / 1e6:0} -> {report.RssEndBytes / 1e6:0} at step ends");
+            Console.Out.WriteLine($"update / matmul   {F(report.Fraction)} (goal >= 0.5)");
+            Console.Out.WriteLine($"updates / image   {F(report.UpdatesPerImage, "0.0000")} (images sampled and scored per step: every one feeds an update)");
+            Console.Out.WriteLine($"peak rss          {report.PeakRssBytes / 1e6:0} MB over all steps (VmHWM, every phase; main job goal <= 2500 MB)");
+            Console.Out.WriteLine($"rss MB            {report.RssStartBytes / 1e6:0} -> {report.RssEndBytes / 1e6:0} at step ends, slope {F(report.RssSlopeBytesPerStep / 1e6, "+0.0;-0.0;0.0")} MB/step over the timed steps (goal: flat)");
             foreach (var (phase, mb) in report.PhasePeaks)
                 Console.Out.WriteLine($"  peak {phase["rss_peak_".Length..^"_mb".Length],-10} {mb:0} MB (sampled every 10 ms)");
             Console.Out.WriteLine($"live tensors      {report.LiveTensorsStart} -> {report.LiveTensorsEnd}");

@@ -48,9 +48,9 @@ internal static class EvalCommand
             async Task<IReadOnlyList<EvalReport>> Evaluate(Policies.INextScalePolicy target, string label)
             {
                 using var progress = new ConsoleProgress(label, set.Count * m, "img");
-                int done = 0;
                 return await PolicyEvaluator.EvaluateAsync(target, readers, set, sampling, m, resamples: defaults.BootstrapResamples,
-                    progress: new Progress<int>(c => { progress.Advance(c - done); done = c; }), ct: ct);
+                    pipelineRewards: defaults.Rollout.PipelineRewards,
+                    progress: new CountProgress(progress), ct: ct);
             }
             IReadOnlyList<EvalReport> reports;
             using (var p = policy.Load(context, parse))

@@ -92,7 +92,14 @@ internal static class TrainCommand
             ResolveReward = cluster is null ? host.GetReward : name => new ClusterReward(cluster, host.GetReward(name)),
             Logger = logger,
             Rollouts = cluster,
-            OnStatus = s => Console.Error.WriteLine($"nextflow-rl: {s}"),
+            OnStatus = s =>
+            {
+                // A phase between steps (the evaluation after training) ends the steps' bar: one live display at a time.
+                progress?.Dispose();
+                progress = null;
+                Console.Error.WriteLine($"nextflow-rl: {s}");
+            },
+            Progress = new ConsoleProgress.Display(),
             OnStep = r =>
             {
                 progress ??= new ConsoleProgress("train", options.Steps - r.Step, "steps");

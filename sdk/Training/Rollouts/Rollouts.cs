@@ -37,6 +37,13 @@ public sealed record RolloutRequest
     /// <summary>Guidance, truncation and temperature (seeds are set per row).</summary>
     public required SamplingOptions Sampling { get; init; }
 
+    /// <summary>
+    /// Score while the policy works on (<see cref="ScoringQueue"/>): the first trajectories while their continuations
+    /// sample, a shard while the next one samples, and the whole step while the trainer takes the reference's and the
+    /// old log-probs. False: every batch is scored before sampling goes on. Same results either way.
+    /// </summary>
+    public bool PipelineRewards { get; init; } = true;
+
     /// <summary>Record the sampler's own log-probs of the first trajectories (the parity monitor's input).</summary>
     public bool RecordLogProbs { get; init; }
 
@@ -70,8 +77,14 @@ public sealed class RolloutBatch : IDisposable
     /// <summary>Decoded images of <see cref="All"/>.</summary>
     public required IReadOnlyList<RgbImage> Images { get; init; }
 
-    /// <summary>Scores of <see cref="Images"/>.</summary>
-    public required EnsembleScores Scores { get; init; }
+    /// <summary>
+    /// The scoring of <see cref="Images"/>: still running when the executor pipelines rewards (<see cref="RolloutRequest.PipelineRewards"/>),
+    /// so the caller can do reward-free work first; <see cref="Scores"/> waits for it.
+    /// </summary>
+    public required Task<Scored<EnsembleScores>> Scoring { get; init; }
+
+    /// <summary>Scores of <see cref="Images"/>; waits for <see cref="Scoring"/> and throws its failure.</summary>
+    public EnsembleScores Scores => WaitForScoring().Value;
 
     /// <summary>Per scale, the sampler's <c>[rows of First, h, w]</c> log-probs of its draws; null when not recorded.</summary>
     public IReadOnlyList<Tensor>? Recorded { get; init; }
@@ -79,13 +92,35 @@ public sealed class RolloutBatch : IDisposable
     /// <summary>Seconds spent sampling and decoding (summed over shards).</summary>
     public double SampleSeconds { get; init; }
 
-    /// <summary>Seconds spent scoring (summed over shards).</summary>
-    public double RewardSeconds { get; init; }
+    /// <summary>Seconds the scoring ran (summed over its calls, whether or not they overlapped other work); waits for <see cref="Scoring"/>.</summary>
+    public double RewardSeconds => WaitForScoring().Seconds;
+
+    /// <summary>
+    /// Seconds the work waited for scoring: in the executor (scoring that did not overlap sampling) and in callers of
+    /// <see cref="Scores"/> (scoring still running): the part of <see cref="RewardSeconds"/> the pipeline did not hide.
+    /// </summary>
+    public double RewardWaitSeconds { get => _waited; init => _waited = value; }
+
+    private double _waited;
 
     /// <summary>Machine figures of the phase (resident peaks, a cluster's transfer time), merged into the step's metrics.</summary>
     public Dictionary<string, double> Extra { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Joins shards of consecutive prompt ranges, in order, into one batch.</summary>
+    /// <summary>A finished scoring, for executors that score before they return (a worker's reply).</summary>
+    public static Task<Scored<EnsembleScores>> Finished(EnsembleScores scores, double seconds) => Task.FromResult(new Scored<EnsembleScores>(scores, seconds));
+
+    private Scored<EnsembleScores> WaitForScoring()
+    {
+        if (!Scoring.IsCompleted)
+        {
+            long start = Stopwatch.GetTimestamp();
+            ScoringQueue.WaitQuietly(Scoring);
+            _waited += Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        return Scoring.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Joins shards of consecutive prompt ranges, in order, into one batch (their scorings may still be running).</summary>
     public static RolloutBatch Concat(IReadOnlyList<RolloutBatch> shards)
     {
         ArgumentNullException.ThrowIfNull(shards);
@@ -96,25 +131,25 @@ public sealed class RolloutBatch : IDisposable
         IReadOnlyList<Tensor>? recorded = null;
         if (shards.All(s => s.Recorded is not null))
             recorded = Enumerable.Range(0, shards[0].Recorded!.Count).Select(t => cat(shards.Select(s => s.Recorded![t]).ToArray(), 0)).ToList();
-        var names = shards[0].Scores.PerReward.Keys.ToList();
-        var scores = new EnsembleScores
-        {
-            PerReward = names.ToDictionary(n => n, n => (IReadOnlyList<RewardResult>)shards.SelectMany(s => s.Scores.PerReward[n]).ToList()),
-            Dropped = shards.SelectMany(s => s.Scores.Dropped).ToArray(),
-            Retries = shards.Sum(s => s.Scores.Retries),
-        };
         var batch = new RolloutBatch
         {
             First = first,
             All = all,
             Images = shards.SelectMany(s => s.Images).ToList(),
-            Scores = scores,
+            Scoring = Join(shards.Select(s => s.Scoring).ToList()),
             Recorded = recorded,
             SampleSeconds = shards.Sum(s => s.SampleSeconds),
-            RewardSeconds = shards.Sum(s => s.RewardSeconds),
+            RewardWaitSeconds = shards.Sum(s => s.RewardWaitSeconds),
         };
         foreach (var s in shards) s.Dispose();
         return batch;
+    }
+
+    /// <summary>Scorings of consecutive batches as one, in order.</summary>
+    internal static async Task<Scored<EnsembleScores>> Join(IReadOnlyList<Task<Scored<EnsembleScores>>> parts)
+    {
+        var done = await Task.WhenAll(parts).ConfigureAwait(false);
+        return new Scored<EnsembleScores>(EnsembleScores.Concat(done.Select(d => d.Value).ToList()), done.Sum(d => d.Seconds));
     }
 
     /// <inheritdoc/>
@@ -143,21 +178,33 @@ public interface IRolloutExecutor : IDisposable
 /// </summary>
 public static class RolloutShard
 {
-    /// <summary>Samples, continues, decodes and scores one shard; <paramref name="sampled"/> is called between decoding and scoring.</summary>
+    /// <summary>
+    /// Samples, continues, decodes and scores one shard; <paramref name="sampled"/> is called when sampling and
+    /// decoding end. With <see cref="RolloutRequest.PipelineRewards"/> the first trajectories are scored while their
+    /// continuations sample and the batch returns with its last scoring still running (<see cref="RolloutBatch.Scoring"/>);
+    /// <paramref name="queue"/> (default: one for this shard) orders the scoring calls of several shards.
+    /// </summary>
     public static RolloutBatch Run(INextScalePolicy policy, RewardEnsemble rewards, RolloutRequest request, int firstPrompt, int count, CancellationToken ct,
-        Action? sampled = null)
+        Action? sampled = null, ScoringQueue? queue = null)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(rewards);
         ArgumentNullException.ThrowIfNull(request);
         if (firstPrompt < 0 || count < 1 || firstPrompt + count > request.Prompts.Count)
             throw new ArgumentOutOfRangeException(nameof(count), $"shard [{firstPrompt}, {firstPrompt + count}) is outside the step's {request.Prompts.Count} prompts");
+        queue ??= new ScoringQueue(request.PipelineRewards);
         var clock = Stopwatch.StartNew();
+        double blockedBefore = queue.BlockedSeconds;
         int G = request.GroupSize, K = request.Continuations;
         var prompts = request.Prompts.Skip(firstPrompt).Take(count).ToList();
         var rowPrompts = prompts.SelectMany(p => Enumerable.Repeat(p, G)).ToList();
         var firstSeeds = Enumerable.Range(0, count * G).Select(i => request.RowSeed(firstPrompt + i / G, i % G, 0)).ToArray();
         var sampling = request.Sampling with { RowSeeds = firstSeeds };
+        Task<Scored<EnsembleScores>> Score(IReadOnlyList<RgbImage> images, Func<int, PromptRecord> prompt)
+        {
+            var samples = images.Select((img, r) => new RewardSample(img, prompt(r).Prompt, prompt(r).Metadata)).ToList();
+            return queue.Add(() => rewards.ScoreAsync(samples, ct));
+        }
 
         TokenTrajectories first;
         IReadOnlyList<Tensor>? recorded = null;
@@ -170,35 +217,46 @@ public static class RolloutShard
         {
             first = policy.Sample(rowPrompts.Select(p => p.Prompt).ToList(), sampling, ct);
         }
+        // The first trajectories are decoded (and scored) on their own, their continuations after them, whether or not
+        // the scoring overlaps: the same decode calls, so the same images, in both modes.
+        var images = policy.Decode(first);
+        var scoring = Score(images, r => rowPrompts[r]);
         var all = first;
         if (K > 1)
         {
+            int n = count * G;
             using var prefix = first.Prefix(request.Split);
             using var repeated = prefix.RepeatEach(K - 1);
             // Row i*(K-1)+(k-1) of the repeated prefixes is continuation k of first-row i.
-            var continuationSeeds = Enumerable.Range(0, count * G).SelectMany(i => Enumerable.Range(1, K - 1).Select(k => request.RowSeed(firstPrompt + i / G, i % G, k))).ToArray();
+            var continuationSeeds = Enumerable.Range(0, n).SelectMany(i => Enumerable.Range(1, K - 1).Select(k => request.RowSeed(firstPrompt + i / G, i % G, k))).ToArray();
             using var continued = policy.Continue(repeated, request.Sampling with { RowSeeds = continuationSeeds }, ct);
+            var continuedImages = policy.Decode(continued);
+            var continuedScoring = Score(continuedImages, r => rowPrompts[r / (K - 1)]);
             using var joined = TokenTrajectories.Concat([first, continued]);
-            int n = count * G;
             var order = Enumerable.Range(0, n).SelectMany(i => Enumerable.Range(0, K).Select(k => k == 0 ? i : n + i * (K - 1) + k - 1)).ToList();
             all = joined.Select(order);
+            var joinedImages = images.Concat(continuedImages).ToList();
+            images = order.Select(r => joinedImages[r]).ToList();
+            scoring = Reorder(RolloutBatch.Join([scoring, continuedScoring]), order);
         }
-        var images = policy.Decode(all);
-        double sampleSeconds = clock.Elapsed.TotalSeconds;
+        double blocked = queue.BlockedSeconds - blockedBefore;
         sampled?.Invoke();
-        clock.Restart();
-        var samples = images.Select((img, r) => new RewardSample(img, rowPrompts[r / K].Prompt, rowPrompts[r / K].Metadata)).ToList();
-        var scores = Task.Run(() => rewards.ScoreAsync(samples, ct), ct).GetAwaiter().GetResult();
         return new RolloutBatch
         {
             First = first,
             All = all,
             Images = images,
-            Scores = scores,
+            Scoring = scoring,
             Recorded = recorded,
-            SampleSeconds = sampleSeconds,
-            RewardSeconds = clock.Elapsed.TotalSeconds,
+            SampleSeconds = clock.Elapsed.TotalSeconds - blocked,
+            RewardWaitSeconds = blocked,
         };
+    }
+
+    private static async Task<Scored<EnsembleScores>> Reorder(Task<Scored<EnsembleScores>> scoring, IReadOnlyList<int> order)
+    {
+        var done = await scoring.ConfigureAwait(false);
+        return done with { Value = done.Value.Select(order) };
     }
 
     /// <summary>The shards of a step of <paramref name="prompts"/> prompts at <paramref name="shardPrompts"/> prompts each (0 = one shard).</summary>
@@ -236,12 +294,14 @@ public sealed class LocalRollouts : IRolloutExecutor
         ArgumentNullException.ThrowIfNull(request);
         var shards = new List<RolloutBatch>();
         double rolloutPeak = 0, rewardPeak = 0;
+        // One queue for the step: a shard is scored while the next one samples, one reward call at a time.
+        var queue = new ScoringQueue(request.PipelineRewards);
         try
         {
             foreach (var (first, count) in RolloutShard.Layout(request.Prompts.Count, _shardPrompts))
             {
                 shards.Add(RolloutShard.Run(policy, _rewards, request, first, count, cancellationToken,
-                    sampled: () => rolloutPeak = Math.Max(rolloutPeak, _rss?.TakePeak() ?? 0)));
+                    sampled: () => rolloutPeak = Math.Max(rolloutPeak, _rss?.TakePeak() ?? 0), queue));
                 rewardPeak = Math.Max(rewardPeak, _rss?.TakePeak() ?? 0);
             }
         }
