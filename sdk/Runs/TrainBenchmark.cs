@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using NextFlowRL.Policies;
 using NextFlowRL.Rewards;
+using NextFlowRL.Torch.Benchmarks;
 using NextFlowRL.Torch.NextScale;
 using static TorchSharp.torch;
 using NextFlowRL.Training;
@@ -47,6 +48,16 @@ public sealed record TrainBenchmarkReport(
 
     /// <summary>The update's achieved FLOP/s as a fraction of the machine's matmul FLOP/s measured in the same run.</summary>
     public double Fraction => UpdateFlopsPerSecond / Math.Max(MatmulFlopsPerSecond, 1e-12);
+
+    /// <summary>
+    /// FLOP/s of the policy's own linear shapes (every 2-D trainable parameter as an <c>[in, out]</c> layer) at one
+    /// micro-batch of whole sequences (<see cref="MatmulPeak.Linear"/>), measured in the same run: what the update's
+    /// products can reach at best on this machine.
+    /// </summary>
+    public double ModelShapeFlopsPerSecond { get; init; }
+
+    /// <summary><see cref="ModelShapeFlopsPerSecond"/> as a fraction of the square matmul peak: the ceiling of <see cref="Fraction"/> for this model's widths.</summary>
+    public double ModelShapeFraction => ModelShapeFlopsPerSecond / Math.Max(MatmulFlopsPerSecond, 1e-12);
 }
 
 /// <summary>
@@ -65,7 +76,10 @@ public static class TrainBenchmark
         o.Steps = Math.Max(o.Steps, steps);
         using var reference = o.KlBeta > 0 ? policy.CreateFrozenCopy() : null;
         using var trainer = new GrpoTrainer(o, policy, reference, new RewardEnsemble(rewards, logger), PromptSet.Load(o.TrainPrompts!), logger);
-        double matmulFlops = NextFlowRL.Torch.Benchmarks.MatmulPeak.Measure();
+        double matmulFlops = MatmulPeak.Measure();
+        var shapes = policy.TrainableParameters().Where(p => p.dim() == 2).Select(p => (p.shape[1], p.shape[0])).ToList();
+        double shapeFlops = shapes.Count == 0 ? double.NaN
+            : MatmulPeak.Linear(shapes, (long)Math.Min(o.MicroBatch, o.PromptsPerStep * o.GroupSize) * policy.Schedule.TotalTokens);
         long parameters = policy.TrainableParameters().Sum(p => p.numel());
         double rollout = 0, reward = 0, rewardWait = 0, update = 0, flops = 0, updatesPerImage = 0;
         var stepEnds = new List<(double Step, double Rss)>();
@@ -108,6 +122,7 @@ public static class TrainBenchmark
             UpdateParts = parts.ToDictionary(p => p.Key, p => p.Value / measured),
             PhasePeaks = peaks,
             RewardWaitSeconds = rewardWait / measured,
+            ModelShapeFlopsPerSecond = shapeFlops,
             UpdatesPerImage = updatesPerImage / measured,
             PeakRssBytes = NextFlowRL.Torch.Memory.ResidentMemory.Peak(),
             RssSlopeBytesPerStep = Slope(stepEnds),
