@@ -304,7 +304,7 @@ public static class TrainingRun
             string by = readers.Count == 1 ? "" : $", read by {string.Join(" and ", readers.Select(r => r.Name))}";
             request.OnStatus?.Invoke($"evaluating {prompts.Count} {what} prompts x {o.EvalImagesPerPrompt} images {when} training{by}");
             IReadOnlyList<EvalReport> reports;
-            using (var bar = request.Progress?.Start($"eval {when} {name}", prompts.Count * o.EvalImagesPerPrompt, "img"))
+            using (var bar = request.Progress?.Start($"eval {when} {(name == EvalFile.MainSet ? "held-out" : name)}", prompts.Count * o.EvalImagesPerPrompt, "img"))
                 reports = await PolicyEvaluator.EvaluateAsync(policy, readers, prompts, sampling, o.EvalImagesPerPrompt, resamples: o.BootstrapResamples,
                     pipelineRewards: o.Rollout.PipelineRewards, progress: bar is null ? null : new CountProgress(bar), ct: ct);
             NextFlowRL.Torch.Memory.NativeHeap.Trim();

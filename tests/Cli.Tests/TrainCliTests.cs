@@ -54,6 +54,18 @@ public sealed class TrainCliTests : IDisposable
     ];
 
     [Fact]
+    public async Task BenchTrainPrintsEachFigureBesideItsGoal()
+    {
+        var r = await CliRunner.RunAsync(["bench", "train", "--steps", "2", .. Common()], TimeSpan.FromMinutes(3));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        foreach (var line in new[] { "rollout s/step", "% hidden behind sampling", "update / matmul", "(goal >= 0.5)", "model shapes", "updates / image", "peak rss", "MB/step", "(goal: flat)" })
+            Assert.Contains(line, r.Stdout, StringComparison.Ordinal);
+        var bad = await CliRunner.RunAsync(["bench", "train", "--steps", "1", .. Common()]);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--steps must be at least 2", bad.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TrainWritesAnHtmlReportThatABrowserOpensCleanlyAndReportComparesRuns()
     {
         var a = Path.Combine(_dir, "run-a");
@@ -62,6 +74,9 @@ public sealed class TrainCliTests : IDisposable
         {
             var train = await CliRunner.RunAsync(["train", "--steps", "2", "--out", run, "--seed", seed, "--set", "Train:SampleEvery=1", .. Common()], TimeSpan.FromMinutes(3));
             Assert.True(train.ExitCode == 0, train.ToString());
+            // Each evaluation shows its own progress line (plain lines: standard error is redirected here).
+            Assert.Contains("eval before held-out [", train.Stderr, StringComparison.Ordinal);
+            Assert.Contains("eval after held-out [", train.Stderr, StringComparison.Ordinal);
         }
         var report = Path.Combine(a, "report.html");
         Assert.True(File.Exists(report), "train did not write report.html");

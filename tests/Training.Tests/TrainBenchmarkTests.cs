@@ -52,5 +52,16 @@ public sealed class TrainBenchmarkTests : IDisposable
         Assert.True(report.RewardWaitSeconds >= 0 && report.RewardSeconds > 0);
         Assert.True(report.PeakRssBytes >= report.RssEndBytes / 2 && report.PeakRssBytes > 0);
         Assert.True(double.IsFinite(report.RssSlopeBytesPerStep));
+        Assert.True(report.ModelShapeFlopsPerSecond > 0 && report.ModelShapeFraction > 0);
+    }
+
+    [Fact]
+    public void LinearShapesAreTimedAndBadShapesRefused()
+    {
+        double flops = NextFlowRL.Torch.Benchmarks.MatmulPeak.Linear([(16, 32), (32, 16), (16, 32)], rows: 64, repeats: 1);
+        Assert.True(double.IsFinite(flops) && flops > 0);
+        Assert.Throws<ArgumentException>(() => NextFlowRL.Torch.Benchmarks.MatmulPeak.Linear([], 8));
+        Assert.Throws<ArgumentException>(() => NextFlowRL.Torch.Benchmarks.MatmulPeak.Linear([(0, 4)], 8));
+        Assert.Throws<ArgumentException>(() => NextFlowRL.Torch.Benchmarks.MatmulPeak.Linear([(4, 4)], 0));
     }
 }

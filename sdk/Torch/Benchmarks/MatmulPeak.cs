@@ -12,22 +12,7 @@ public static class MatmulPeak
     public const int Size = 1024;
 
     /// <summary>FLOP/s of the fastest of <paramref name="repeats"/> <see cref="Size"/>^3 matmuls after one warm-up (current thread setting).</summary>
-    public static double Measure(int repeats = 5)
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var a = randn(Size, Size);
-        var b = randn(Size, Size);
-        matmul(a, b).Dispose();
-        double best = double.MaxValue;
-        for (int i = 0; i < Math.Max(1, repeats); i++)
-        {
-            var clock = Stopwatch.StartNew();
-            matmul(a, b).Dispose();
-            best = Math.Min(best, clock.Elapsed.TotalSeconds);
-        }
-        return 2.0 * Size * Size * Size / best;
-    }
+    public static double Measure(int repeats = 5) => Linear([(Size, Size)], Size, repeats);
 
     /// <summary>
     /// FLOP/s of linear layers of the given <c>[in, out]</c> shapes applied to <paramref name="rows"/> rows (each shape
