@@ -124,7 +124,8 @@ public sealed class GrpoTrainer : IDisposable
 
     /// <summary>
     /// Runs one sampling pass and the updates it feeds (<see cref="Alternation.UpdatesAt"/>). Synchronous on purpose: TorchSharp's dispose scopes are per thread, so all
-    /// tensor work of a step stays on the calling thread; reward calls run on the thread pool and are waited for.
+    /// tensor work of a step stays on the calling thread; reward calls run on the thread pool, beside that work
+    /// (<see cref="RolloutOptions.PipelineRewards"/>), and are waited for before the first loss.
     /// </summary>
     public StepResult RunStep(CancellationToken ct = default)
     {
@@ -164,10 +165,12 @@ public sealed class GrpoTrainer : IDisposable
         var updateClock = Stopwatch.StartNew();
         foreach (var part in UpdateParts) metrics[part] = 0;
         var rows = kinds.Select(kind => PlanRows(kind, first, all)).ToList();
-        var reference = rows.Select(r => ReferenceLogProbs(r, metrics)).ToList();
-        var oldClock = Stopwatch.StartNew();
-        var presetOld = rows.Select((r, i) => i == 0 ? null : OldLogProbs(r)).ToList();
-        metrics["time_update_old"] = oldClock.Elapsed.TotalSeconds;
+        var partClock = Stopwatch.StartNew();
+        var reference = rows.Select(r => _reference is null ? null : DetachedLogProbs(_reference, r)).ToList();
+        metrics["time_update_reference"] = partClock.Elapsed.TotalSeconds;
+        partClock.Restart();
+        var presetOld = rows.Select((r, i) => i == 0 ? null : DetachedLogProbs(_policy, r)).ToList();
+        metrics["time_update_old"] = partClock.Elapsed.TotalSeconds;
         double rewardFree = updateClock.Elapsed.TotalSeconds;
 
         var scores = rollouts.Scores;
@@ -304,22 +307,6 @@ public sealed class GrpoTrainer : IDisposable
         _ => new(all, 0, _policy.Schedule.Count),
     };
 
-    /// <summary>The reference's detached log-probs of an update's rows per micro-batch (null without KL).</summary>
-    private Tensor[][]? ReferenceLogProbs(UpdateRows rows, SortedDictionary<string, double> metrics)
-    {
-        if (_reference is null) return null;
-        var clock = Stopwatch.StartNew();
-        using var _ = no_grad();
-        var result = new List<Tensor[]>();
-        foreach (var c in Chunks(rows.Rows.Count))
-        {
-            using var sub = rows.Rows.Select(c);
-            result.Add(LossLogProbs(_reference, sub, rows.FirstScale, rows.EndScale).Select(x => x.detach()).ToArray());
-        }
-        metrics["time_update_reference"] += clock.Elapsed.TotalSeconds;
-        return result.ToArray();
-    }
-
     private void AddPlanMetrics(UpdatePlan plan, SortedDictionary<string, double> metrics, string key)
     {
         var c = plan.Fallbacks;
@@ -365,15 +352,18 @@ public sealed class GrpoTrainer : IDisposable
 
     private List<int[]> Chunks(int rows) => Enumerable.Range(0, rows).Chunk(_o.MicroBatch).ToList();
 
-    /// <summary>Detached loss-distribution log-probs of a plan's rows per micro-batch (the old log-probs of a later update of the pass).</summary>
-    private Tensor[][] OldLogProbs(UpdateRows rows)
+    /// <summary>
+    /// Detached loss-distribution log-probs of an update's rows per micro-batch under <paramref name="policy"/>: the
+    /// reference's (KL), or the policy's own before any optimizer step of the pass (the old log-probs of a later update).
+    /// </summary>
+    private Tensor[][] DetachedLogProbs(INextScalePolicy policy, UpdateRows rows)
     {
         using var _ = no_grad();
         var result = new List<Tensor[]>();
         foreach (var c in Chunks(rows.Rows.Count))
         {
             using var sub = rows.Rows.Select(c);
-            result.Add(LossLogProbs(_policy, sub, rows.FirstScale, rows.EndScale).Select(x => x.detach()).ToArray());
+            result.Add(LossLogProbs(policy, sub, rows.FirstScale, rows.EndScale).Select(x => x.detach()).ToArray());
         }
         return result.ToArray();
     }
